@@ -1,0 +1,73 @@
+"""Alembic environment: the one place that ties the models to Alembic.
+
+The database URL comes from, in order: a connection handed over in
+``config.attributes["connection"]`` (tests), ``sqlalchemy.url`` set on the config,
+``DATABASE_URL``, ``[tool.vestige] database_url``, and finally ``vestige.db`` (SQLite)
+in the project directory.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import context
+
+import models
+from vestige.config import load_settings
+from vestige.migrations import check_version_tables, process_revision_directives
+
+config = context.config
+target_metadata = models.Base.metadata
+
+# Before anything runs: a metadata without its version tables would make autogenerate
+# propose dropping them (see vestige.migrations).
+check_version_tables(target_metadata)
+
+
+def _configure(connection: sa.Connection | None = None, url: str | None = None) -> None:
+    if connection is not None:
+        dialect = connection.dialect.name
+    else:
+        dialect = sa.make_url(url or "").get_backend_name()
+    context.configure(
+        connection=connection,
+        url=url,
+        target_metadata=target_metadata,
+        render_as_batch=dialect == "sqlite",
+        compare_type=True,
+        process_revision_directives=process_revision_directives,
+        literal_binds=connection is None,
+    )
+
+
+def _database_url() -> str:
+    explicit = None
+    if config.file_config.has_section(config.config_ini_section):
+        explicit = config.get_main_option("sqlalchemy.url")
+    return explicit or load_settings().database_url
+
+
+def run_migrations_offline() -> None:
+    _configure(url=_database_url())
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = sa.create_engine(_database_url(), poolclass=sa.pool.NullPool)
+    with engine.connect() as connection:
+        _configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

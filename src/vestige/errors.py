@@ -1,0 +1,58 @@
+"""One exception hierarchy for Vestige.
+
+Every error a user can cause derives from :class:`VestigeError`. The command line
+catches the root once, prints ``error: <message>`` on one line and exits with the
+error's :attr:`~VestigeError.exit_code`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class VestigeError(Exception):
+    """Root of every error Vestige raises on purpose.
+
+    Attributes:
+        exit_code: The process exit code the command line uses for this error:
+            1 for a failure while working, 2 for bad input.
+    """
+
+    exit_code: int = 1
+
+
+class ConfigError(VestigeError):
+    """The settings, a policy or a command-line option is malformed."""
+
+    exit_code = 2
+
+
+class ModelNotFound(VestigeError):
+    """A model name does not name a versioned model in the models module."""
+
+    exit_code = 2
+
+
+class DatabaseError(VestigeError):
+    """The database could not be reached or refused an operation."""
+
+    exit_code = 1
+
+
+class VersionTablesMissing(VestigeError):
+    """Versioned models whose version tables are absent from the metadata.
+
+    Raised before Alembic compares the database with the models: if it compared
+    them, it would propose dropping every version table.
+
+    Attributes:
+        tables: The names of the missing version tables, sorted.
+    """
+
+    def __init__(self, tables: Sequence[str]) -> None:
+        self.tables = sorted(tables)
+        super().__init__(
+            f"version tables missing from the model metadata: {', '.join(self.tables)}; "
+            "import your models and call vestige.versioning.configure_mappers() before "
+            "autogenerate (see README, Migrations)"
+        )
