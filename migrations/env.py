@@ -8,6 +8,8 @@ in the project directory.
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from alembic import context
 
@@ -17,6 +19,12 @@ from vestige.migrations import check_version_tables, process_revision_directives
 
 config = context.config
 target_metadata = models.Base.metadata
+
+if config.cmd_opts is not None:
+    # Run from the alembic command line: show what it does, as alembic.ini's loggers would.
+    logging.basicConfig(format="%(levelname)-5.5s [%(name)s] %(message)s")
+    logging.getLogger("alembic").setLevel(logging.INFO)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 # Before anything runs: a metadata without its version tables would make autogenerate
 # propose dropping them (see vestige.migrations).

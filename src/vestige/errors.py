@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from alembic.util import CommandError
+
 
 class VestigeError(Exception):
     """Root of every error Vestige raises on purpose.
@@ -39,11 +41,12 @@ class DatabaseError(VestigeError):
     exit_code = 1
 
 
-class VersionTablesMissing(VestigeError):
+class VersionTablesMissing(VestigeError, CommandError):
     """Versioned models whose version tables are absent from the metadata.
 
     Raised before Alembic compares the database with the models: if it compared
-    them, it would propose dropping every version table.
+    them, it would propose dropping every version table. It is also an Alembic
+    ``CommandError``, so the ``alembic`` command prints it as one ``FAILED:`` line.
 
     Attributes:
         tables: The names of the missing version tables, sorted.

@@ -1,0 +1,51 @@
+"""docker-compose.yml promises what the README says (Docker itself cannot run here)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+
+from tests.conftest import ROOT
+
+
+def _compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _readme_database_url() -> sa.URL:
+    readme = (ROOT / "README.md").read_text()
+    urls = re.findall(r"DATABASE_URL=(postgresql\+psycopg2://\S+)", readme)
+    assert urls, "the README shows no PostgreSQL DATABASE_URL"
+    assert len(set(urls)) == 1, f"the README shows different URLs: {set(urls)}"
+    return sa.make_url(urls[0])
+
+
+def test_db_service_is_postgres_16_with_a_healthcheck_and_a_named_volume() -> None:
+    compose = _compose()
+    db = compose["services"]["db"]
+    assert db["image"] == "postgres:16"
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    [volume] = db["volumes"]
+    name, _, target = volume.partition(":")
+    assert target == "/var/lib/postgresql/data"
+    assert name in compose["volumes"]
+
+
+def test_readme_database_url_matches_the_db_service() -> None:
+    db = _compose()["services"]["db"]
+    url = _readme_database_url()
+    env = db["environment"]
+    assert (url.username, url.password, url.database) == (
+        env["POSTGRES_USER"],
+        env["POSTGRES_PASSWORD"],
+        env["POSTGRES_DB"],
+    )
+    assert url.host == "localhost"
+    published = [port for port in db["ports"] if port.endswith(":5432")]
+    assert published and str(url.port) in published[0]
+    assert "docker compose up -d db" in (ROOT / "README.md").read_text()
