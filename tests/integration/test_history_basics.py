@@ -88,3 +88,35 @@ def test_many_to_many_changes_are_versioned(migrated_engine: sa.Engine) -> None:
             sa.select(table.c.operation_type).order_by(table.c.transaction_id)
         ).all()
         assert [row.operation_type for row in rows] == [INSERT, DELETE]
+
+
+def test_session_actor_wins_over_context_actor_and_threads_do_not_leak(
+    schema_engine: sa.Engine,
+) -> None:
+    import threading
+
+    with Session(schema_engine) as session:
+        ann = models.Maintainer(username="ann", email="ann@example.org")
+        bob = models.Maintainer(username="bob", email="bob@example.org")
+        session.add_all([ann, bob])
+        session.commit()
+        ann_id, bob_id = ann.id, bob.id
+
+    seen: dict[str, int | None] = {}
+
+    def write(name: str, user_id: int | None) -> None:
+        with Session(schema_engine) as session:
+            if user_id is not None:
+                set_actor(session, user_id=user_id)
+            package = models.Package(name=name)
+            session.add(package)
+            session.commit()
+            seen[name] = package.versions[0].transaction.user_id
+
+    with actor(user_id=ann_id):
+        write("in-context", None)
+        write("session-wins", bob_id)
+        thread = threading.Thread(target=write, args=("other-thread", None))
+        thread.start()
+        thread.join()
+    assert seen == {"in-context": ann_id, "session-wins": bob_id, "other-thread": None}
