@@ -29,7 +29,7 @@ from sqlalchemy import orm
 from sqlalchemy_continuum import version_class
 from sqlalchemy_continuum.utils import version_table
 
-from vestige.errors import ConfigError, HistoryPruned
+from vestige.errors import ConfigError, HistoryPruned, RecordNotFound
 from vestige.versioning import versioning_manager
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "TransactionChanges",
     "Version",
     "as_of",
+    "at",
     "changes",
     "diff",
     "history",
@@ -46,6 +47,8 @@ __all__ = [
 
 BAD_KEY = "bad key {key!r} for {model}: expected {expected}"
 DIFFERENT_RECORDS = "cannot diff versions of different records: {a} and {b}"
+NO_HISTORY = "no history for {record}; check the model and the key"
+NOT_THEN = "{record} did not exist at {when}; pick a transaction from: vestige history {args}"
 PRUNED_AS_OF = (
     "the history of {record} before transaction {first} has been pruned; "
     "what it looked like at {when} is no longer known"
@@ -94,7 +97,8 @@ class Version:
         operation: Insert, update or delete.
         values: The record's columns as they were after this transaction.
         changes: The fields that differ from the previous version (for an insert,
-            every field that is not ``None``; for a delete, none).
+            including one that undoes a delete, every field that is not ``None``; for a
+            delete, none).
         pruned_before: The versions before this one were pruned, so ``changes`` is
             empty because the previous state is unknown.
         record: Continuum's version object (``PackageVersion``), for its relations.
@@ -225,6 +229,29 @@ def as_of(session: orm.Session, model: type[Any], key: Any, when: datetime | int
     if record.operation_type == 2:
         return None
     return _version(model, record, transaction, None, first=False, with_changes=False)
+
+
+def at(session: orm.Session, model: type[Any], key: Any, when: datetime | int) -> Version:
+    """Like :func:`as_of`, but a record that did not exist then is an error.
+
+    Raises:
+        RecordNotFound: The record has no history at all, or did not exist at ``when``.
+        HistoryPruned: The versions that would answer were pruned.
+    """
+    found = as_of(session, model, key, when)
+    if found is not None:
+        return found
+    key = normalize_key(model, key)
+    record = record_label(model, key)
+    if not history(session, model, key, limit=1):
+        raise RecordNotFound(NO_HISTORY.format(record=record))
+    args = f"{model.__name__} {','.join(str(part) for part in key)}"
+    raise RecordNotFound(NOT_THEN.format(record=record, when=describe_when(when), args=args))
+
+
+def describe_when(when: datetime | int) -> str:
+    """``transaction 12`` or ``2026-01-31 12:00:00``, as messages show moments."""
+    return f"transaction {when}" if isinstance(when, int) else when.isoformat(sep=" ")
 
 
 def diff(older: Version, newer: Version) -> list[Change]:
@@ -412,7 +439,8 @@ def _version(
     pruned_before = first and operation is not Operation.INSERT
     found: tuple[Change, ...] = ()
     if with_changes and operation is not Operation.DELETE and not pruned_before:
-        found = tuple(_changes(None if previous is None else previous.values, values))
+        before = None if previous is None or operation is Operation.INSERT else previous.values
+        found = tuple(_changes(before, values))
     return Version(
         model=model,
         key=tuple(getattr(record, name) for name, _ in _key_columns(model)),
@@ -449,7 +477,7 @@ def _raise_if_pruned(
         PRUNED_AS_OF.format(
             record=record_label(model, normalize_key(model, key)),
             first=oldest.transaction_id,
-            when=f"transaction {when}" if isinstance(when, int) else when.isoformat(sep=" "),
+            when=describe_when(when),
         )
     )
 

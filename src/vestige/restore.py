@@ -30,12 +30,12 @@ from sqlalchemy import orm
 from sqlalchemy_continuum import version_class
 from sqlalchemy_continuum.utils import version_table
 
-from vestige.errors import ConfigError, HistoryPruned, RecordNotFound, RestoreRefused
+from vestige.errors import ConfigError, HistoryPruned, RestoreRefused
 from vestige.history import (
     Change,
     Operation,
     Version,
-    as_of,
+    at,
     diff,
     history,
     normalize_key,
@@ -45,8 +45,6 @@ from vestige.versioning import versioning_manager
 
 __all__ = ["RestorePlan", "plan_restore", "restore"]
 
-NO_HISTORY = "no history for {record}; check the model and key (vestige history MODEL KEY)"
-NOT_THEN = "{record} did not exist at {when}; pick a transaction from vestige history"
 UNKNOWN_RELATION = "{model} has no relationship {name!r}; relationships are: {known}"
 UNVERSIONED_RELATION = "cannot restore relation {name!r}: {model} is not versioned"
 PRUNED_RELATION = (
@@ -106,15 +104,8 @@ def plan_restore(
         ConfigError: A relation name is not a relationship of the model.
     """
     key = normalize_key(model, key)
-    record = record_label(model, key)
-    newest = history(session, model, key, limit=1)
-    if not newest:
-        raise RecordNotFound(NO_HISTORY.format(record=record))
-    target = as_of(session, model, key, to)
-    if target is None:
-        when = f"transaction {to}" if isinstance(to, int) else to.isoformat(sep=" ")
-        raise RecordNotFound(NOT_THEN.format(record=record, when=when))
-    current = newest[0]
+    target = at(session, model, key, to)
+    current = history(session, model, key, limit=1)[0]
     properties = [_relationship(model, name) for name in relations]
     live = None if current.operation is Operation.DELETE else session.get(model, key)
     for prop in properties:
