@@ -7,13 +7,13 @@ transaction backdated to a fixed hour so timestamps are exact.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from test_history_api_fixtures import BACKEND_PARAMS, count_statements, module_database
 
 import models
 from vestige.errors import ConfigError, HistoryPruned, RecordNotFound
@@ -22,8 +22,6 @@ from vestige.restore import plan_restore, restore
 from vestige.versioning import actor
 
 EPOCH = datetime(2026, 1, 1)
-SHARED_SCHEMA = "history_story"
-BACKENDS = ("sqlite", "postgresql")
 CREATED = datetime(2025, 12, 31, 12, 0)
 
 
@@ -39,20 +37,6 @@ def backdate(session: Session) -> None:
             transaction.update().where(transaction.c.id == tx_id).values(issued_at=hour(tx_id))
         )
     session.commit()
-
-
-@contextmanager
-def count_statements(engine: sa.Engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
-        statements.append(statement)
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 @dataclass
@@ -113,28 +97,15 @@ def story(schema_engine: sa.Engine) -> Story:
     return build_story(schema_engine)
 
 
-@pytest.fixture(
-    scope="module", params=[pytest.param(b, marks=getattr(pytest.mark, b)) for b in BACKENDS]
-)
+@pytest.fixture(scope="module", params=BACKEND_PARAMS)
 def shared(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[sa.Engine, Story]]:
-    """The story built once per backend, for tests that only read.
-
-    On PostgreSQL it lives in its own schema, which the per-test reset of ``public``
-    leaves alone.
-    """
-    if request.param == "sqlite":
-        engine = sa.create_engine(f"sqlite:///{tmp_path_factory.mktemp('story') / 'story.db'}")
-    else:
-        url: sa.URL = request.getfixturevalue("postgres_database")
-        with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {SHARED_SCHEMA} CASCADE"))
-            conn.execute(sa.text(f"CREATE SCHEMA {SHARED_SCHEMA}"))
-        engine = sa.create_engine(url, connect_args={"options": f"-csearch_path={SHARED_SCHEMA}"})
-    models.Base.metadata.create_all(engine)
-    yield engine, build_story(engine)
-    engine.dispose()
+    """The story built once per backend, for tests that only read."""
+    with module_database(request, tmp_path_factory) as url:
+        engine = sa.create_engine(url)
+        yield engine, build_story(engine)
+        engine.dispose()
 
 
 REQUESTS_AT = {
