@@ -2,6 +2,9 @@
 
 Model names are looked up in the mapped registry and keys are converted to the key
 column's Python type before anything reaches SQL.
+
+:mod:`vestige.cli` imports this module at its end to register the commands, so import
+``vestige.cli`` first (as the ``vestige`` entry point does), not this module on its own.
 """
 
 from __future__ import annotations

@@ -310,10 +310,3 @@ def test_restore_refused_after_pruning_exits_1(
     assert version_rows(schema_engine) == before
     shown = run("history", "Package", str(package_id))
     assert "(earlier history pruned)" in shown.stdout
-
-
-@pytest.mark.parametrize("command", ["history", "restore"])
-def test_commands_have_help_with_an_example(command: str) -> None:
-    result = CliRunner().invoke(app, [command, "--help"])
-    assert result.exit_code == 0
-    assert f"vestige {command} Package 1" in result.stdout
