@@ -41,10 +41,11 @@ from vestige.history import (
 )
 from vestige.registry import resolve_model
 from vestige.restore import RestorePlan, plan_restore, restore
+from vestige.versioning import actor, versioning_manager
 
-__all__ = ["history_command", "parse_key", "parse_when", "restore_command"]
+__all__ = ["history_command", "parse_key", "parse_user", "parse_when", "restore_command"]
 
-TABLE_WIDTH = 100
+TABLE_WIDTH = 120
 """Width of tables written to a pipe or a file (a terminal uses its own width)."""
 
 BAD_KEY = "bad key {text!r} for {model}: expected {expected}"
@@ -53,6 +54,8 @@ BAD_WHEN = (
     "(e.g. 2026-01-31T12:00:00)"
 )
 BAD_LIMIT_WITH = "--limit applies to the version list only, not to --as-of or --diff"
+BAD_USER = "bad user id {text!r}: give the id of a user (transaction.user_id)"
+NO_USER_COLUMN = "--user needs a user class: transactions here record no user_id"
 AS_OF_AND_DIFF = "--as-of and --diff cannot be combined; use one"
 DELETED = "(record deleted)"
 PRUNED = "(earlier history pruned)"
@@ -151,6 +154,12 @@ def _history(
     metavar="RELATION",
     help="Also restore this relationship (repeatable), e.g. --with releases.",
 )
+@click.option(
+    "--user",
+    "user_text",
+    metavar="ID",
+    help="Record the restore as made by this user (transaction.user_id).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be restored; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @models_option
@@ -161,6 +170,7 @@ def _restore(
     key_text: str,
     to_text: str,
     relations: tuple[str, ...],
+    user_text: str | None,
     dry_run: bool,
     yes: bool,
     models_module: str | None,
@@ -173,12 +183,13 @@ def _restore(
     \b
     Examples:
         vestige restore Package 1 --to 5 --dry-run
-        vestige restore Package 1 --to 5 --with releases --yes
+        vestige restore Package 1 --to 5 --with releases --user 3 --yes
     """
     project.load_models(models_module)
     model = resolve_model(model_name).model
     key = parse_key(model, key_text)
     to = parse_when(to_text)
+    user_id = None if user_text is None else parse_user(user_text)
     with _session(project) as session:
         plan = plan_restore(session, model, key, to=to, relations=relations)
         record = record_label(model, plan.key)
@@ -190,8 +201,9 @@ def _restore(
             return
         if not yes:
             click.confirm(CONFIRM, abort=True)
-        restore(session, model, key, to=to, relations=relations)
-        session.commit()
+        with actor(user_id=user_id):
+            restore(session, model, key, to=to, relations=relations)
+            session.commit()
         new_tx = history(session, model, key, limit=1)[0].transaction_id
         click.echo(RESTORED.format(record=record, tx=plan.target.transaction_id, new_tx=new_tx))
 
@@ -220,6 +232,21 @@ def parse_key(model: type[Any], text: str) -> tuple[Any, ...]:
         except (TypeError, ValueError):
             raise bad from None
     return tuple(values)
+
+
+def parse_user(text: str) -> Any:
+    """A user id typed on the command line, as the type of ``transaction.user_id``.
+
+    Raises:
+        ConfigError: It does not fit that type, or transactions record no user.
+    """
+    column = getattr(versioning_manager.transaction_cls, "user_id", None)
+    if column is None:
+        raise ConfigError(NO_USER_COLUMN)
+    try:
+        return _python_type(column)(text.strip())
+    except (TypeError, ValueError):
+        raise ConfigError(BAD_USER.format(text=text)) from None
 
 
 def parse_when(text: str) -> datetime | int:
@@ -361,7 +388,7 @@ def _version_json(version: Version) -> dict[str, Any]:
         "end_transaction_id": version.end_transaction_id,
         "issued_at": version.issued_at,
         "user_id": version.user_id,
-        "user": version.user,
+        "user": version.user or None,
         "remote_addr": version.remote_addr,
         "operation": version.operation.value,
         "pruned_before": version.pruned_before,

@@ -15,8 +15,8 @@ from test_history_api_fixtures import BACKEND_PARAMS, module_database
 import models
 from tests.conftest import ROOT
 from vestige.cli import app
-from vestige.cli_history import AS_OF_AND_DIFF, BAD_KEY, BAD_WHEN, NOTHING_TO_RESTORE
-from vestige.history import NO_HISTORY, NOT_THEN, PRUNED_AS_OF
+from vestige.cli_history import AS_OF_AND_DIFF, BAD_KEY, BAD_USER, BAD_WHEN, NOTHING_TO_RESTORE
+from vestige.history import NO_HISTORY, NOT_THEN, PRUNED_AS_OF, history
 from vestige.restore import UNKNOWN_RELATION
 from vestige.versioning import actor
 
@@ -235,6 +235,10 @@ BAD_INPUT = [
     ),
     (("history", "Package", "1", "--as-of", "2", "--diff", "2", "3"), "error: " + AS_OF_AND_DIFF),
     (("history", "Package", "1", "--limit", "0"), None),
+    (
+        ("restore", "Package", "1", "--to", "3", "--user", "ann"),
+        "error: " + BAD_USER.format(text="ann"),
+    ),
     (("restore", "Package", "1", "--to", "1", "--yes"), "error: " + NOT_AT_1),
     (
         ("restore", "Package", "1", "--to", "3", "--with", "authors", "--yes"),
@@ -281,7 +285,7 @@ def test_restore_dry_run_then_restore(
     assert "Restore? [y/N]: n" in declined.stdout
     assert version_rows(schema_engine) == before
 
-    done = run("restore", "Package", str(package_id), "--to", "3", "--yes")
+    done = run("restore", "Package", str(package_id), "--to", "3", "--user", "2", "--yes")
     assert done.exit_code == 0
     assert done.stdout.splitlines()[-1] == (
         "restored Package 1 to its version of transaction 3, in transaction 5"
@@ -289,6 +293,7 @@ def test_restore_dry_run_then_restore(
     with Session(schema_engine) as session:
         package = session.get_one(models.Package, package_id)
         assert (package.summary, package.homepage) == ("HTTP for Humans", "https://requests.dev")
+        assert history(session, models.Package, package_id)[-1].user == "bob"
     again = run("restore", "Package", str(package_id), "--to", "3", "--yes")
     assert (again.exit_code, again.stdout) == (
         0,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import models
 from vestige.cli import app
-from vestige.cli_history import BAD_KEY, BAD_WHEN, parse_key, parse_when, show
+from vestige.cli_history import BAD_KEY, BAD_USER, BAD_WHEN, parse_key, parse_user, parse_when, show
 from vestige.errors import ConfigError
 from vestige.history import (
     Change,
@@ -69,6 +69,13 @@ def test_parse_when_reads_transaction_ids_and_iso_times() -> None:
         with pytest.raises(ConfigError) as raised:
             parse_when(text)
         assert str(raised.value) == BAD_WHEN.format(text=text)
+
+
+def test_parse_user_uses_the_user_id_type() -> None:
+    assert parse_user(" 3 ") == 3
+    with pytest.raises(ConfigError) as raised:
+        parse_user("ann")
+    assert str(raised.value) == BAD_USER.format(text="ann")
 
 
 def test_show_quotes_strings_and_trims_times() -> None:
