@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "changes",
     "diff",
     "history",
+    "label_attribute",
 ]
 
 BAD_KEY = "bad key {key!r} for {model}: expected {expected}"
@@ -101,7 +102,6 @@ class Version:
             delete, none).
         pruned_before: The versions before this one were pruned, so ``changes`` is
             empty because the previous state is unknown.
-        record: Continuum's version object (``PackageVersion``), for its relations.
     """
 
     model: type[Any]
@@ -116,7 +116,6 @@ class Version:
     values: Mapping[str, Any]
     changes: tuple[Change, ...] = ()
     pruned_before: bool = False
-    record: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -155,13 +154,11 @@ def history(
     Returns:
         The versions; empty if the record has no history.
     """
-    version_cls = version_class(model)
-    tx_cls = versioning_manager.transaction_cls
+    shape = _shape(model)
     query = (
-        _with_user(sa.select(version_cls, tx_cls), tx_cls)
-        .join(tx_cls, tx_cls.id == version_cls.transaction_id)
-        .where(*_key_criteria(version_cls, model, key))
-        .order_by(version_cls.transaction_id.desc())
+        _select_versions(shape)
+        .where(*shape.key_criteria(key))
+        .order_by(shape.table.c.transaction_id.desc())
     )
     if limit is not None:
         query = query.limit(limit + 1)
@@ -169,8 +166,8 @@ def history(
     rows.reverse()
     versions: list[Version] = []
     previous: Version | None = None
-    for index, (record, transaction) in enumerate(rows):
-        version = _version(model, record, transaction, previous, first=index == 0)
+    for index, row in enumerate(rows):
+        version = _version(shape, row, previous, first=index == 0)
         versions.append(version)
         previous = version
     if limit is not None and len(versions) > limit:
@@ -198,37 +195,31 @@ def as_of(session: orm.Session, model: type[Any], key: Any, when: datetime | int
     Raises:
         HistoryPruned: The versions that would answer were pruned.
     """
-    version_cls = version_class(model)
-    tx_cls = versioning_manager.transaction_cls
-    criteria = list(_key_criteria(version_cls, model, key))
-    query = _with_user(sa.select(version_cls, tx_cls), tx_cls).join(
-        tx_cls, tx_cls.id == version_cls.transaction_id
-    )
+    shape = _shape(model)
+    table = shape.table
+    criteria = shape.key_criteria(key)
+    query = _select_versions(shape)
     if isinstance(when, datetime):
         moment = _naive_utc(when)
-        end_tx = orm.aliased(tx_cls)
-        query = query.outerjoin(end_tx, end_tx.id == version_cls.end_transaction_id)
+        transaction = _transaction_table()
+        end_tx = transaction.alias("end_transaction")
+        query = query.outerjoin(end_tx, end_tx.c.id == table.c.end_transaction_id)
         criteria += [
-            tx_cls.issued_at <= moment,
-            sa.or_(version_cls.end_transaction_id.is_(None), end_tx.issued_at > moment),
+            transaction.c.issued_at <= moment,
+            sa.or_(table.c.end_transaction_id.is_(None), end_tx.c.issued_at > moment),
         ]
     else:
         criteria += [
-            version_cls.transaction_id <= when,
-            sa.or_(
-                version_cls.end_transaction_id.is_(None),
-                version_cls.end_transaction_id > when,
-            ),
+            table.c.transaction_id <= when,
+            sa.or_(table.c.end_transaction_id.is_(None), table.c.end_transaction_id > when),
         ]
-    query = query.where(*criteria).order_by(version_cls.transaction_id.desc()).limit(1)
+    query = query.where(*criteria).order_by(table.c.transaction_id.desc()).limit(1)
     row = session.execute(query).first()
     if row is None:
-        _raise_if_pruned(session, model, key, when)
+        _raise_if_pruned(session, shape, key, when)
         return None
-    record, transaction = row
-    if record.operation_type == 2:
-        return None
-    return _version(model, record, transaction, None, first=False, with_changes=False)
+    version = _version(shape, row, None, first=False, with_changes=False)
+    return None if version.operation is Operation.DELETE else version
 
 
 def at(session: orm.Session, model: type[Any], key: Any, when: datetime | int) -> Version:
@@ -288,20 +279,21 @@ def changes(
             ``touched`` still lists every record.
         limit: At most this many transactions (the oldest that match); ``None``: all.
     """
-    tx_cls = versioning_manager.transaction_cls
-    query = _with_user(sa.select(tx_cls), tx_cls).order_by(tx_cls.id)
+    transaction = _transaction_table()
+    columns, joined = _transaction_columns(transaction)
+    query = sa.select(*columns).select_from(joined).order_by(transaction.c.id)
     if since is not None:
-        query = query.where(tx_cls.issued_at >= _naive_utc(since))
+        query = query.where(transaction.c.issued_at >= _naive_utc(since))
     if until is not None:
-        query = query.where(tx_cls.issued_at < _naive_utc(until))
+        query = query.where(transaction.c.issued_at < _naive_utc(until))
     if user is not None:
-        query = query.where(tx_cls.user_id == user)
+        query = query.where(transaction.c.user_id == user)
     if model is not None:
-        query = query.where(tx_cls.id.in_(sa.select(version_class(model).transaction_id)))
+        query = query.where(transaction.c.id.in_(sa.select(_shape(model).table.c.transaction_id)))
     if limit is not None:
         query = query.limit(limit)
-    transactions = list(session.scalars(query).unique())
-    ids = [transaction.id for transaction in transactions]
+    transactions = session.execute(query).all()
+    ids = [row[0] for row in transactions]
     touched: dict[int, list[Touched]] = {tx_id: [] for tx_id in ids}
     if ids:
         for name, table, key_names in _versioned_tables():
@@ -316,28 +308,25 @@ def changes(
                 touched[tx_id].append(Touched(name, tuple(key), operation))
     return [
         TransactionChanges(
-            transaction_id=transaction.id,
-            issued_at=transaction.issued_at,
-            user_id=getattr(transaction, "user_id", None),
-            user=user_label(transaction),
-            remote_addr=getattr(transaction, "remote_addr", None),
-            touched=tuple(touched[transaction.id]),
+            transaction_id=tx_id,
+            issued_at=issued_at,
+            user_id=user_id,
+            user=_user_text(user_id, label),
+            remote_addr=remote_addr,
+            touched=tuple(touched[tx_id]),
         )
-        for transaction in transactions
+        for tx_id, issued_at, user_id, remote_addr, label in transactions
     ]
 
 
-def user_label(transaction: Any) -> str:
-    """Something human for a transaction's user: a username, name or email, else the id."""
-    user_id = getattr(transaction, "user_id", None)
-    if user_id is None:
-        return ""
-    user = transaction.__dict__.get("user")
-    for attribute in _USER_LABELS:
-        label = getattr(user, attribute, None)
-        if isinstance(label, str) and label:
-            return label
-    return str(user_id)
+def label_attribute(user_cls: type[Any]) -> str | None:
+    """The column attribute that names a user: ``username``, ``name`` or ``email``."""
+    mapper = sa.inspect(user_cls)
+    for name in _USER_LABELS:
+        prop = mapper.attrs.get(name)
+        if isinstance(prop, orm.ColumnProperty) and isinstance(prop.columns[0], sa.Column):
+            return name
+    return None
 
 
 def key_columns(model: type[Any]) -> list[tuple[str, sa.Column[Any]]]:
@@ -392,29 +381,101 @@ def _key_columns(model: type[Any]) -> list[tuple[str, sa.Column[Any]]]:
     return [(mapper.get_property_by_column(col).key, col) for col in mapper.primary_key]
 
 
-def _key_criteria(version_cls: type[Any], model: type[Any], key: Any) -> list[Any]:
-    names = [name for name, _ in _key_columns(model)]
-    values = normalize_key(model, key)
-    return [getattr(version_cls, name) == value for name, value in zip(names, values, strict=True)]
+@dataclass(frozen=True)
+class _Shape:
+    """One model's version table as Vestige reads it: value columns in mapper order."""
+
+    model: type[Any]
+    table: sa.Table
+    fields: tuple[str, ...]
+    columns: tuple[sa.Column[Any], ...]
+    key_fields: tuple[str, ...]
+
+    def key_criteria(self, key: Any) -> list[sa.ColumnElement[bool]]:
+        values = normalize_key(self.model, key)
+        by_field = dict(zip(self.fields, self.columns, strict=True))
+        return [
+            by_field[name] == value for name, value in zip(self.key_fields, values, strict=True)
+        ]
 
 
-def _with_user(query: sa.Select[Any], tx_cls: type[Any]) -> sa.Select[Any]:
-    # Loading the user in the same statement keeps history at one query whatever its length.
-    user = getattr(tx_cls, "user", None)
-    if isinstance(user, orm.attributes.InstrumentedAttribute) and isinstance(
-        user.property, orm.RelationshipProperty
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _shape(model: type[Any]) -> _Shape:
+    if model not in _SHAPES:
+        _SHAPES[model] = _build_shape(model)
+    return _SHAPES[model]
+
+
+def _build_shape(model: type[Any]) -> _Shape:
+    mapper = sa.inspect(version_class(model))
+    pairs = [
+        (key, column)
+        for key, column in mapper.columns.items()
+        if key not in _INTERNAL_COLUMNS and isinstance(column, sa.Column)
+    ]
+    return _Shape(
+        model=model,
+        table=mapper.local_table,
+        fields=tuple(key for key, _ in pairs),
+        columns=tuple(column for _, column in pairs),
+        key_fields=tuple(name for name, _ in _key_columns(model)),
+    )
+
+
+def _transaction_table() -> sa.Table:
+    table: sa.Table = versioning_manager.transaction_cls.__table__
+    return table
+
+
+def _transaction_columns(
+    transaction: sa.Table,
+) -> tuple[list[sa.ColumnElement[Any]], sa.FromClause]:
+    """id, issued_at, user_id, remote_addr and a user label, with the join they need.
+
+    The label comes from the user's table in the same statement, so reading history
+    stays one query whatever its length and whoever wrote it.
+    """
+    user_id = transaction.c.user_id if "user_id" in transaction.c else sa.null()
+    remote_addr = transaction.c.remote_addr if "remote_addr" in transaction.c else sa.null()
+    joined: sa.FromClause = transaction
+    label: sa.ColumnElement[Any] = sa.null()
+    user_rel = getattr(versioning_manager.transaction_cls, "user", None)
+    if "user_id" in transaction.c and isinstance(
+        getattr(user_rel, "property", None), orm.RelationshipProperty
     ):
-        return query.options(orm.joinedload(user))
-    return query
+        assert user_rel is not None
+        user_mapper = user_rel.property.mapper
+        name = label_attribute(user_mapper.class_)
+        if name is not None and len(user_mapper.primary_key) == 1:
+            users = user_mapper.local_table.alias("vestige_user")
+            key_column = users.c[user_mapper.primary_key[0].name]
+            column = user_mapper.attrs[name].columns[0]
+            label = users.c[column.name]
+            joined = transaction.outerjoin(users, key_column == transaction.c.user_id)
+    return [transaction.c.id, transaction.c.issued_at, user_id, remote_addr, label], joined
 
 
-def _values(model: type[Any], record: Any) -> dict[str, Any]:
-    mapper = sa.inspect(type(record))
-    return {
-        key: getattr(record, key)
-        for key, _ in mapper.columns.items()
-        if key not in _INTERNAL_COLUMNS
-    }
+def _select_versions(shape: _Shape) -> sa.Select[Any]:
+    """Value columns, then transaction_id, end_transaction_id, operation_type, then the
+    transaction's id, issued_at, user_id, remote_addr and user label."""
+    table = shape.table
+    transaction = _transaction_table()
+    columns, joined = _transaction_columns(transaction)
+    return sa.select(
+        *shape.columns,
+        table.c.transaction_id,
+        table.c.end_transaction_id,
+        table.c.operation_type,
+        *columns,
+    ).select_from(table.join(joined, transaction.c.id == table.c.transaction_id))
+
+
+def _user_text(user_id: Any, label: Any) -> str:
+    if user_id is None:
+        return ""
+    return label if isinstance(label, str) and label else str(user_id)
 
 
 def _changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Change]:
@@ -426,56 +487,52 @@ def _changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Chan
 
 
 def _version(
-    model: type[Any],
-    record: Any,
-    transaction: Any,
+    shape: _Shape,
+    row: Sequence[Any],
     previous: Version | None,
     *,
     first: bool,
     with_changes: bool = True,
 ) -> Version:
-    operation = Operation.from_type(record.operation_type)
-    values = _values(model, record)
+    size = len(shape.fields)
+    values = dict(zip(shape.fields, row[:size], strict=True))
+    tx_id, end_tx_id, operation_type, _, issued_at, user_id, remote_addr, label = row[size:]
+    operation = Operation.from_type(operation_type)
     pruned_before = first and operation is not Operation.INSERT
     found: tuple[Change, ...] = ()
     if with_changes and operation is not Operation.DELETE and not pruned_before:
         before = None if previous is None or operation is Operation.INSERT else previous.values
         found = tuple(_changes(before, values))
     return Version(
-        model=model,
-        key=tuple(getattr(record, name) for name, _ in _key_columns(model)),
-        transaction_id=record.transaction_id,
-        end_transaction_id=record.end_transaction_id,
-        issued_at=transaction.issued_at,
-        user_id=getattr(transaction, "user_id", None),
-        user=user_label(transaction),
-        remote_addr=getattr(transaction, "remote_addr", None),
+        model=shape.model,
+        key=tuple(values[name] for name in shape.key_fields),
+        transaction_id=tx_id,
+        end_transaction_id=end_tx_id,
+        issued_at=issued_at,
+        user_id=user_id,
+        user=_user_text(user_id, label),
+        remote_addr=remote_addr,
         operation=operation,
         values=values,
         changes=found,
         pruned_before=pruned_before,
-        record=record,
     )
 
 
-def _raise_if_pruned(
-    session: orm.Session, model: type[Any], key: Any, when: datetime | int
-) -> None:
+def _raise_if_pruned(session: orm.Session, shape: _Shape, key: Any, when: datetime | int) -> None:
     """Raise if no version answers ``when`` because the ones that would have were pruned."""
-    version_cls = version_class(model)
-    tx_cls = versioning_manager.transaction_cls
+    table = shape.table
     oldest = session.execute(
-        sa.select(version_cls.operation_type, version_cls.transaction_id, tx_cls.issued_at)
-        .join(tx_cls, tx_cls.id == version_cls.transaction_id)
-        .where(*_key_criteria(version_cls, model, key))
-        .order_by(version_cls.transaction_id)
+        sa.select(table.c.operation_type, table.c.transaction_id)
+        .where(*shape.key_criteria(key))
+        .order_by(table.c.transaction_id)
         .limit(1)
     ).first()
     if oldest is None or oldest.operation_type == 0:
         return
     raise HistoryPruned(
         PRUNED_AS_OF.format(
-            record=record_label(model, normalize_key(model, key)),
+            record=record_label(shape.model, normalize_key(shape.model, key)),
             first=oldest.transaction_id,
             when=describe_when(when),
         )

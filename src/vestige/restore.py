@@ -38,6 +38,7 @@ from vestige.history import (
     at,
     diff,
     history,
+    key_columns,
     normalize_key,
     record_label,
 )
@@ -148,7 +149,7 @@ def restore(
         # Continuum adds a re-created record to the session only after its relations are
         # rebuilt; an autoflush in between would try to link rows to an unsaved object.
         with session.no_autoflush:
-            restored = plan.target.record.revert(relations=list(plan.relations))
+            restored = _version_object(session, plan).revert(relations=list(plan.relations))
         session.flush()
     except sa.exc.IntegrityError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
@@ -156,6 +157,15 @@ def restore(
             CONFLICT.format(record=record_label(model, plan.key), reason=reason)
         ) from exc
     return restored
+
+
+def _version_object(session: orm.Session, plan: RestorePlan) -> Any:
+    """Continuum's version object for the plan's target, which ``revert`` works on."""
+    version_cls = version_class(plan.model)
+    names = [name for name, _ in key_columns(plan.model)]
+    identity = dict(zip(names, plan.key, strict=True))
+    identity["transaction_id"] = plan.target.transaction_id
+    return session.get_one(version_cls, identity)
 
 
 def _relationship(model: type[Any], name: str) -> orm.RelationshipProperty[Any]:

@@ -373,7 +373,8 @@ def test_plain_continuum_revert_deletes_live_rows_whose_history_was_pruned(
     package_id, release_id, _ = pruned_children
     with Session(schema_engine) as session:
         first = history(session, models.Package, package_id)[0]
-        first.record.revert(relations=["releases"])
+        record = session.get_one(models.PackageVersion, (package_id, first.transaction_id))
+        record.revert(relations=["releases"])
         session.flush()
         assert session.get(models.Release, release_id) is None
         session.rollback()

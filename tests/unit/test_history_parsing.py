@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -19,9 +18,9 @@ from vestige.history import (
     Operation,
     Version,
     diff,
+    label_attribute,
     normalize_key,
     record_label,
-    user_label,
 )
 
 
@@ -124,32 +123,29 @@ def test_operation_types() -> None:
     assert [Operation.from_type(t) for t in (0, 1, 2)] == ["insert", "update", "delete"]
 
 
-@dataclass
-class _User:
-    username: str | None = None
-    name: str | None = None
-    email: str | None = None
+class _ByName(_Base):
+    __tablename__ = "by_name"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str]
+    name: Mapped[str]
 
 
-@dataclass
-class _Transaction:
-    user_id: object
-    user: object = None
+class _ByEmail(_Base):
+    __tablename__ = "by_email"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str]
 
 
-@pytest.mark.parametrize(
-    ("transaction", "label"),
-    [
-        (_Transaction(7, _User(username="ann", email="a@x")), "ann"),
-        (_Transaction(7, _User(name="Ann B")), "Ann B"),
-        (_Transaction(7, _User(email="a@x")), "a@x"),
-        (_Transaction(7, _User()), "7"),
-        (_Transaction(7, None), "7"),
-        (_Transaction(None, None), ""),
-    ],
-)
-def test_user_label_prefers_a_name_then_the_id(transaction: _Transaction, label: str) -> None:
-    assert user_label(transaction) == label
+class _Anonymous(_Base):
+    __tablename__ = "anonymous"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
+def test_label_attribute_prefers_username_then_name_then_email() -> None:
+    assert label_attribute(models.Maintainer) == "username"
+    assert label_attribute(_ByName) == "name"
+    assert label_attribute(_ByEmail) == "email"
+    assert label_attribute(_Anonymous) is None
 
 
 @pytest.mark.parametrize("command", ["history", "restore"])
