@@ -14,7 +14,8 @@ set-based SQL, then times, for random packages:
 and prints median and 95th percentile milliseconds, SQL statements per call and the ratio
 to ``history``. It also runs ``history`` on one package with ten times as many versions
 (the statement count must not change) and checks with EXPLAIN that the queries use the
-version table's composite index.
+version table's composite index (on PostgreSQL, EXPLAIN ANALYZE: its execution time is
+the server's share of a call).
 
 PostgreSQL comes from VESTIGE_BENCH_POSTGRES_URL (default: trust auth on 127.0.0.1:5432);
 the benchmark creates and drops its own database there.
@@ -209,7 +210,8 @@ def plan_of(engine: sa.Engine, call: Callable[[Session], object]) -> str:
     with Session(engine) as session, counting(engine) as statements:
         call(session)
     statement, parameters = statements[0]
-    prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    postgres = engine.dialect.name == "postgresql"
+    prefix = "EXPLAIN (ANALYZE, BUFFERS) " if postgres else "EXPLAIN QUERY PLAN "
     with engine.connect() as conn:
         rows = conn.exec_driver_sql(prefix + statement, parameters).all()
     return "\n".join(str(row[-1]) for row in rows)

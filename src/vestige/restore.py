@@ -49,7 +49,7 @@ __all__ = ["RestorePlan", "plan_restore", "restore"]
 UNKNOWN_RELATION = "{model} has no relationship {name!r}; relationships are: {known}"
 UNVERSIONED_RELATION = "cannot restore relation {name!r}: {model} is not versioned"
 PRUNED_RELATION = (
-    "refusing to restore {record} with {relation!r}: the history of {related} before "
+    "refusing to restore {record} with {relation!r}: the history of {related} up to "
     "transaction {tx} has been pruned, so the revert would lose or delete it; restore "
     "without that relation or to a later transaction"
 )

@@ -385,7 +385,7 @@ def test_restore_refused_when_relation_history_was_pruned(
 ) -> None:
     package_id, release_id, dan_id = pruned_children
     with Session(schema_engine) as session:
-        with pytest.raises(HistoryPruned, match=rf"'releases'.*Release {release_id} before"):
+        with pytest.raises(HistoryPruned, match=rf"'releases'.*Release {release_id} up to"):
             restore(session, models.Package, package_id, to=1, relations=["releases"])
         session.rollback()
         prune_prefix(session, "package_maintainer_version", f"package_id = {package_id}", 2)
