@@ -59,3 +59,21 @@ class VersionTablesMissing(VestigeError, CommandError):
             "import your models and call vestige.versioning.configure_mappers() before "
             "autogenerate (see README, Migrations)"
         )
+
+
+class RecordNotFound(VestigeError):
+    """A record has no history, or did not exist at the moment asked about."""
+
+    exit_code = 2
+
+
+class HistoryPruned(VestigeError):
+    """The versions needed to answer or to restore have been pruned."""
+
+    exit_code = 1
+
+
+class RestoreRefused(VestigeError):
+    """A restore cannot be done as asked (the row would conflict, a relation is unknown)."""
+
+    exit_code = 1

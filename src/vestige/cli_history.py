@@ -1,0 +1,417 @@
+"""``vestige history`` and ``vestige restore``: thin commands over :mod:`vestige.history`.
+
+Model names are looked up in the mapped registry and keys are converted to the key
+column's Python type before anything reaches SQL.
+
+:mod:`vestige.cli` imports this module at its end to register the commands, so import
+``vestige.cli`` first (as the ``vestige`` entry point does), not this module on its own.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console, RenderableType
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import orm
+
+from vestige.cli import Project, models_option, pass_project
+from vestige.errors import ConfigError, RecordNotFound
+from vestige.history import (
+    NO_HISTORY,
+    Change,
+    Operation,
+    Version,
+    at,
+    describe_when,
+    diff,
+    history,
+    key_columns,
+    record_label,
+)
+from vestige.registry import resolve_model
+from vestige.restore import RestorePlan, plan_restore, restore
+from vestige.versioning import actor, versioning_manager
+
+__all__ = ["history_command", "parse_key", "parse_user", "parse_when", "restore_command"]
+
+TABLE_WIDTH = 120
+"""Width of tables written to a pipe or a file (a terminal uses its own width)."""
+
+BAD_KEY = "bad key {text!r} for {model}: expected {expected}"
+BAD_WHEN = (
+    "bad moment {text!r}: give a transaction id (e.g. 42) or an ISO 8601 time in UTC "
+    "(e.g. 2026-01-31T12:00:00)"
+)
+BAD_LIMIT_WITH = "--limit applies to the version list only, not to --as-of or --diff"
+BAD_USER = "bad user id {text!r}: give the id of a user (transaction.user_id)"
+NO_USER_COLUMN = "--user needs a user class: transactions here record no user_id"
+AS_OF_AND_DIFF = "--as-of and --diff cannot be combined; use one"
+DELETED = "(record deleted)"
+PRUNED = "(earlier history pruned)"
+NO_CHANGE = "(no column changed)"
+NOTHING_TO_RESTORE = "{record} already is as it was at {when}: nothing to restore"
+WOULD_RESTORE = "would restore {record} to its version of transaction {tx} ({issued}, {user})"
+RESTORING = "restore {record} to its version of transaction {tx} ({issued}, {user})"
+RESTORED = "restored {record} to its version of transaction {tx}, in transaction {new_tx}"
+WITH_RELATIONS = "  with relations: {names} (as they were at transaction {tx})"
+CONFIRM = "Restore?"
+
+
+@click.command("history")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("key_text", metavar="PK")
+@click.option(
+    "--as-of",
+    "when_text",
+    metavar="WHEN",
+    help="Show the record as it was at a transaction id or an ISO time (UTC).",
+)
+@click.option(
+    "--diff",
+    "diff_between",
+    nargs=2,
+    metavar="TX1 TX2",
+    help="Show what differs between the record at two transactions (or times).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Write JSON instead of a table.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), metavar="N", help="Only the newest N versions."
+)
+@models_option
+@pass_project
+def _history(
+    project: Project,
+    model_name: str,
+    key_text: str,
+    when_text: str | None,
+    diff_between: tuple[str, str] | None,
+    as_json: bool,
+    limit: int | None,
+    models_module: str | None,
+) -> None:
+    """Show who changed a record, when, and how; or the record as it was.
+
+    PK is the primary key (comma-separated for composite keys). Times are UTC.
+
+    \b
+    Examples:
+        vestige history Package 1
+        vestige history Package 1 --as-of 2026-01-31T12:00:00
+        vestige history Package 1 --diff 3 9 --json
+    """
+    if when_text is not None and diff_between:
+        raise ConfigError(AS_OF_AND_DIFF)
+    if limit is not None and (when_text is not None or diff_between):
+        raise ConfigError(BAD_LIMIT_WITH)
+    project.load_models(models_module)
+    model = resolve_model(model_name).model
+    key = parse_key(model, key_text)
+    with _session(project) as session:
+        if when_text is not None:
+            version = at(session, model, key, parse_when(when_text))
+            heading = _as_of_heading(version)
+            _emit(as_json, _version_json(version), heading, _values_table(version))
+        elif diff_between:
+            older, newer = (at(session, model, key, parse_when(text)) for text in diff_between)
+            found = diff(older, newer)
+            heading = _diff_heading(older, newer)
+            table = _diff_table(older, newer, found)
+            _emit(as_json, _diff_json(older, newer, found), heading, table)
+        else:
+            versions = history(session, model, key, limit=limit)
+            if not versions:
+                raise RecordNotFound(NO_HISTORY.format(record=record_label(model, key)))
+            payload = {
+                "model": model.__name__,
+                "key": list(key),
+                "versions": [_version_json(v) for v in versions],
+            }
+            heading = f"History of {record_label(model, key)}"
+            _emit(as_json, payload, heading, _history_table(versions))
+
+
+@click.command("restore")
+@click.argument("model_name", metavar="MODEL")
+@click.argument("key_text", metavar="PK")
+@click.option(
+    "--to", "to_text", required=True, metavar="TX", help="Transaction id (or ISO time, UTC)."
+)
+@click.option(
+    "--with",
+    "relations",
+    multiple=True,
+    metavar="RELATION",
+    help="Also restore this relationship (repeatable), e.g. --with releases.",
+)
+@click.option(
+    "--user",
+    "user_text",
+    metavar="ID",
+    help="Record the restore as made by this user (transaction.user_id).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be restored; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@models_option
+@pass_project
+def _restore(
+    project: Project,
+    model_name: str,
+    key_text: str,
+    to_text: str,
+    relations: tuple[str, ...],
+    user_text: str | None,
+    dry_run: bool,
+    yes: bool,
+    models_module: str | None,
+) -> None:
+    """Bring a record back to its state at a transaction, or undelete it.
+
+    Refuses, changing nothing, when the history the restore needs has been pruned.
+    The restore is written as a new version, like any other change.
+
+    \b
+    Examples:
+        vestige restore Package 1 --to 5 --dry-run
+        vestige restore Package 1 --to 5 --with releases --user 3 --yes
+    """
+    project.load_models(models_module)
+    model = resolve_model(model_name).model
+    key = parse_key(model, key_text)
+    to = parse_when(to_text)
+    user_id = None if user_text is None else parse_user(user_text)
+    with _session(project) as session:
+        plan = plan_restore(session, model, key, to=to, relations=relations)
+        record = record_label(model, plan.key)
+        if not plan.changes and not plan.relations and not plan.undeletes:
+            click.echo(NOTHING_TO_RESTORE.format(record=record, when=describe_when(to)))
+            return
+        click.echo(_plan_text(plan, WOULD_RESTORE if dry_run else RESTORING))
+        if dry_run:
+            return
+        if not yes:
+            click.confirm(CONFIRM, abort=True)
+        with actor(user_id=user_id):
+            restore(session, model, key, to=to, relations=relations)
+            session.commit()
+        new_tx = history(session, model, key, limit=1)[0].transaction_id
+        click.echo(RESTORED.format(record=record, tx=plan.target.transaction_id, new_tx=new_tx))
+
+
+# Declared types let cli.py, which imports this module at its end, type-check the cycle.
+history_command: click.Command = _history
+restore_command: click.Command = _restore
+
+
+def parse_key(model: type[Any], text: str) -> tuple[Any, ...]:
+    """A primary key typed on the command line, converted to the key columns' types.
+
+    Raises:
+        ConfigError: Wrong number of parts, or a part of the wrong type.
+    """
+    columns = key_columns(model)
+    parts = [part.strip() for part in text.split(",")] if len(columns) > 1 else [text.strip()]
+    expected = ", ".join(f"{name} ({_python_type(column).__name__})" for name, column in columns)
+    bad = ConfigError(BAD_KEY.format(text=text, model=model.__name__, expected=expected))
+    if len(parts) != len(columns):
+        raise bad
+    values = []
+    for part, (_, column) in zip(parts, columns, strict=True):
+        try:
+            values.append(_python_type(column)(part))
+        except (TypeError, ValueError):
+            raise bad from None
+    return tuple(values)
+
+
+def parse_user(text: str) -> Any:
+    """A user id typed on the command line, as the type of ``transaction.user_id``.
+
+    Raises:
+        ConfigError: It does not fit that type, or transactions record no user.
+    """
+    column = getattr(versioning_manager.transaction_cls, "user_id", None)
+    if column is None:
+        raise ConfigError(NO_USER_COLUMN)
+    try:
+        return _python_type(column)(text.strip())
+    except (TypeError, ValueError):
+        raise ConfigError(BAD_USER.format(text=text)) from None
+
+
+def parse_when(text: str) -> datetime | int:
+    """A transaction id (digits) or an ISO 8601 time.
+
+    Raises:
+        ConfigError: Neither.
+    """
+    stripped = text.strip()
+    if stripped.isdigit():
+        return int(stripped)
+    try:
+        return datetime.fromisoformat(stripped)
+    except ValueError:
+        raise ConfigError(BAD_WHEN.format(text=text)) from None
+
+
+def show(value: Any) -> str:
+    """A value as tables show it: strings quoted, times to the second."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _python_type(column: Any) -> type[Any]:
+    try:
+        found: type[Any] = column.type.python_type
+    except NotImplementedError:
+        return str
+    return found
+
+
+@contextmanager
+def _session(project: Project) -> Iterator[orm.Session]:
+    with project.engine() as engine, orm.Session(engine) as session:
+        yield session
+
+
+def _change_lines(version: Version) -> str:
+    if version.operation is Operation.DELETE:
+        return DELETED
+    if version.pruned_before:
+        return PRUNED
+    if not version.changes:
+        return NO_CHANGE
+    return "\n".join(_change_line(change) for change in version.changes)
+
+
+def _change_line(change: Change) -> str:
+    return f"{change.field}: {show(change.old)} -> {show(change.new)}"
+
+
+def _history_table(versions: Sequence[Version]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_lines=True)
+    for header in ("transaction", "time (UTC)", "user", "operation", "changes"):
+        table.add_column(header, no_wrap=header != "changes", overflow="fold")
+    for version in versions:
+        table.add_row(
+            Text(str(version.transaction_id)),
+            Text(show(version.issued_at)),
+            Text(version.user),
+            Text(version.operation.value),
+            Text(_change_lines(version)),
+        )
+    return table
+
+
+def _as_of_heading(version: Version) -> str:
+    return (
+        f"{record_label(version.model, version.key)} as of transaction "
+        f"{version.transaction_id} ({show(version.issued_at)}, {version.user or 'no user'})"
+    )
+
+
+def _diff_heading(older: Version, newer: Version) -> str:
+    return (
+        f"{record_label(older.model, older.key)}: transaction {older.transaction_id} "
+        f"-> {newer.transaction_id}"
+    )
+
+
+def _values_table(version: Version) -> Table:
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for name, value in version.values.items():
+        table.add_row(Text(name), Text(show(value)))
+    return table
+
+
+def _diff_table(older: Version, newer: Version, changes: Sequence[Change]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("field", no_wrap=True)
+    table.add_column(f"at {older.transaction_id}", overflow="fold")
+    table.add_column(f"at {newer.transaction_id}", overflow="fold")
+    for change in changes:
+        table.add_row(Text(change.field), Text(show(change.old)), Text(show(change.new)))
+    if not changes:
+        table.add_row(Text(NO_CHANGE), Text(""), Text(""))
+    return table
+
+
+def _plan_text(plan: RestorePlan, template: str) -> str:
+    target = plan.target
+    lines = [
+        template.format(
+            record=record_label(plan.model, plan.key),
+            tx=target.transaction_id,
+            issued=show(target.issued_at),
+            user=target.user or "no user",
+        )
+    ]
+    lines += [f"  {_change_line(change)}" for change in plan.changes]
+    if plan.relations:
+        lines.append(
+            WITH_RELATIONS.format(names=", ".join(plan.relations), tx=target.transaction_id)
+        )
+    return "\n".join(lines)
+
+
+def _emit(as_json: bool, payload: Any, heading: str, table: RenderableType) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, default=_json_default))
+        return
+    click.echo(heading)
+    if sys.stdout.isatty():
+        Console(file=sys.stdout).print(table)
+        return
+    buffer = io.StringIO()
+    Console(file=buffer, width=TABLE_WIDTH, color_system=None, force_terminal=False).print(table)
+    click.echo("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()))
+
+
+def _version_json(version: Version) -> dict[str, Any]:
+    return {
+        "transaction_id": version.transaction_id,
+        "end_transaction_id": version.end_transaction_id,
+        "issued_at": version.issued_at,
+        "user_id": version.user_id,
+        "user": version.user or None,
+        "remote_addr": version.remote_addr,
+        "operation": version.operation.value,
+        "pruned_before": version.pruned_before,
+        "changes": {c.field: {"old": c.old, "new": c.new} for c in version.changes},
+        "values": dict(version.values),
+    }
+
+
+def _diff_json(older: Version, newer: Version, changes: Sequence[Change]) -> dict[str, Any]:
+    return {
+        "model": older.model.__name__,
+        "key": list(older.key),
+        "from_transaction_id": older.transaction_id,
+        "to_transaction_id": newer.transaction_id,
+        "changes": {c.field: {"old": c.old, "new": c.new} for c in changes},
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)

@@ -1,0 +1,545 @@
+"""Reading history: a record's versions, the record as of a moment, diffs, and changesets.
+
+Every function takes the application's session and the mapped class, and answers in a
+constant number of SQL statements however long the history is::
+
+    from vestige.history import as_of, changes, diff, history
+
+    versions = history(session, Package, 7)           # oldest first, one SELECT
+    for version in versions:
+        print(version.transaction_id, version.user, version.operation, version.changes)
+    then = as_of(session, Package, 7, datetime(2026, 1, 1))   # or a transaction id
+    diff(versions[0], versions[-1])                    # any two versions, no SQL
+    changes(session, since=datetime(2026, 1, 1), user=3)   # who touched what
+
+Continuum's ``version.index`` is never used: in SQLAlchemy-Continuum 2.0.0 it counts
+the versions of every record of the table, not of one record.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+from sqlalchemy_continuum import version_class
+from sqlalchemy_continuum.utils import version_table
+
+from vestige.errors import ConfigError, HistoryPruned, RecordNotFound
+from vestige.versioning import versioning_manager
+
+__all__ = [
+    "Change",
+    "Operation",
+    "Touched",
+    "TransactionChanges",
+    "Version",
+    "as_of",
+    "at",
+    "changes",
+    "diff",
+    "history",
+    "label_attribute",
+]
+
+BAD_KEY = "bad key {key!r} for {model}: expected {expected}"
+DIFFERENT_RECORDS = "cannot diff versions of different records: {a} and {b}"
+NO_HISTORY = "no history for {record}; check the model and the key"
+NOT_THEN = "{record} did not exist at {when}; pick a transaction from: vestige history {args}"
+PRUNED_AS_OF = (
+    "the history of {record} before transaction {first} has been pruned; "
+    "what it looked like at {when} is no longer known"
+)
+_INTERNAL_COLUMNS = ("transaction_id", "end_transaction_id", "operation_type")
+_USER_LABELS = ("username", "name", "email")
+
+
+class Operation(enum.StrEnum):
+    """What a version records; Continuum stores it as ``operation_type`` 0, 1, 2."""
+
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+
+    @classmethod
+    def from_type(cls, operation_type: int) -> Operation:
+        return _OPERATIONS[operation_type]
+
+
+_OPERATIONS = {0: Operation.INSERT, 1: Operation.UPDATE, 2: Operation.DELETE}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field of a record that differs between two versions."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of one record, with who wrote it and what it changed.
+
+    Attributes:
+        model: The mapped class (``Package``).
+        key: The record's primary key values, in primary key order.
+        transaction_id: The transaction that wrote this version.
+        end_transaction_id: The transaction that superseded it (``None``: still current).
+        issued_at: When that transaction ran (naive UTC, as Continuum stores it).
+        user_id: ``transaction.user_id`` (``None`` when nobody was recorded).
+        user: A label for the user: its ``username``, ``name`` or ``email``, else its id.
+        remote_addr: ``transaction.remote_addr``, if recorded.
+        operation: Insert, update or delete.
+        values: The record's columns as they were after this transaction.
+        changes: The fields that differ from the previous version (for an insert,
+            including one that undoes a delete, every field that is not ``None``; for a
+            delete, none).
+        pruned_before: The versions before this one were pruned, so ``changes`` is
+            empty because the previous state is unknown.
+    """
+
+    model: type[Any]
+    key: tuple[Any, ...]
+    transaction_id: int
+    end_transaction_id: int | None
+    issued_at: datetime
+    user_id: Any
+    user: str
+    remote_addr: str | None
+    operation: Operation
+    values: Mapping[str, Any]
+    changes: tuple[Change, ...] = ()
+    pruned_before: bool = False
+
+
+@dataclass(frozen=True)
+class Touched:
+    """A record a transaction wrote a version of."""
+
+    model: str
+    key: tuple[Any, ...]
+    operation: Operation
+
+
+@dataclass(frozen=True)
+class TransactionChanges:
+    """A transaction, who ran it, and every versioned record it touched."""
+
+    transaction_id: int
+    issued_at: datetime
+    user_id: Any
+    user: str
+    remote_addr: str | None
+    touched: tuple[Touched, ...]
+
+
+def history(
+    session: orm.Session, model: type[Any], key: Any, *, limit: int | None = None
+) -> list[Version]:
+    """The versions of one record, oldest first, in one SQL statement.
+
+    Args:
+        session: The session to read with.
+        model: The versioned mapped class.
+        key: The primary key: a value, a tuple for composite keys, or a mapping.
+        limit: Only the newest ``limit`` versions (still oldest first); their changes
+            are computed against the version before them all the same.
+
+    Returns:
+        The versions; empty if the record has no history.
+    """
+    shape = _shape(model)
+    query = (
+        _select_versions(shape)
+        .where(*shape.key_criteria(key))
+        .order_by(shape.table.c.transaction_id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit + 1)
+    rows = list(session.execute(query).all())
+    rows.reverse()
+    versions: list[Version] = []
+    previous: Version | None = None
+    for index, row in enumerate(rows):
+        version = _version(shape, row, previous, first=index == 0)
+        versions.append(version)
+        previous = version
+    if limit is not None and len(versions) > limit:
+        versions = versions[len(versions) - limit :]
+    return versions
+
+
+def as_of(session: orm.Session, model: type[Any], key: Any, when: datetime | int) -> Version | None:
+    """The record as it was at a moment: a timestamp or a transaction id.
+
+    At a timestamp, the version whose transaction was issued at or before ``when`` and
+    whose superseding transaction (if any) was issued after it; at a transaction id,
+    the version written at or before that transaction and not yet superseded by it.
+
+    Args:
+        session: The session to read with.
+        model: The versioned mapped class.
+        key: The primary key (a value, a tuple, or a mapping).
+        when: A ``datetime`` (naive means UTC) or a transaction id.
+
+    Returns:
+        The version in force, with ``changes`` empty; ``None`` if the record did not
+        exist then (not yet inserted, or deleted).
+
+    Raises:
+        HistoryPruned: The versions that would answer were pruned.
+    """
+    shape = _shape(model)
+    table = shape.table
+    criteria = shape.key_criteria(key)
+    query = _select_versions(shape)
+    if isinstance(when, datetime):
+        moment = _naive_utc(when)
+        transaction = _transaction_table()
+        end_tx = transaction.alias("end_transaction")
+        query = query.outerjoin(end_tx, end_tx.c.id == table.c.end_transaction_id)
+        criteria += [
+            transaction.c.issued_at <= moment,
+            sa.or_(table.c.end_transaction_id.is_(None), end_tx.c.issued_at > moment),
+        ]
+    else:
+        criteria += [
+            table.c.transaction_id <= when,
+            sa.or_(table.c.end_transaction_id.is_(None), table.c.end_transaction_id > when),
+        ]
+    query = query.where(*criteria).order_by(table.c.transaction_id.desc()).limit(1)
+    row = session.execute(query).first()
+    if row is None:
+        _raise_if_pruned(session, shape, key, when)
+        return None
+    version = _version(shape, row, None, first=False, with_changes=False)
+    return None if version.operation is Operation.DELETE else version
+
+
+def at(session: orm.Session, model: type[Any], key: Any, when: datetime | int) -> Version:
+    """Like :func:`as_of`, but a record that did not exist then is an error.
+
+    Raises:
+        RecordNotFound: The record has no history at all, or did not exist at ``when``.
+        HistoryPruned: The versions that would answer were pruned.
+    """
+    found = as_of(session, model, key, when)
+    if found is not None:
+        return found
+    key = normalize_key(model, key)
+    record = record_label(model, key)
+    if not history(session, model, key, limit=1):
+        raise RecordNotFound(NO_HISTORY.format(record=record))
+    args = f"{model.__name__} {','.join(str(part) for part in key)}"
+    raise RecordNotFound(NOT_THEN.format(record=record, when=describe_when(when), args=args))
+
+
+def describe_when(when: datetime | int) -> str:
+    """``transaction 12`` or ``2026-01-31 12:00:00``, as messages show moments."""
+    return f"transaction {when}" if isinstance(when, int) else when.isoformat(sep=" ")
+
+
+def diff(older: Version, newer: Version) -> list[Change]:
+    """The fields that differ between two versions of the same record, in column order.
+
+    Raises:
+        ConfigError: The versions belong to different records.
+    """
+    if (older.model, older.key) != (newer.model, newer.key):
+        raise ConfigError(DIFFERENT_RECORDS.format(a=_label(older), b=_label(newer)))
+    return _changes(older.values, newer.values)
+
+
+def changes(
+    session: orm.Session,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    user: Any = None,
+    model: type[Any] | None = None,
+    limit: int | None = 100,
+) -> list[TransactionChanges]:
+    """Transactions, oldest first, with every versioned record each one touched.
+
+    One statement for the transactions and one per versioned model, however many
+    versions there are.
+
+    Args:
+        session: The session to read with.
+        since: Only transactions issued at or after this moment.
+        until: Only transactions issued before this moment.
+        user: Only transactions by this user id.
+        model: Only transactions that wrote a version of this mapped class; their
+            ``touched`` still lists every record.
+        limit: At most this many transactions (the oldest that match); ``None``: all.
+    """
+    transaction = _transaction_table()
+    columns, joined = _transaction_columns(transaction)
+    query = sa.select(*columns).select_from(joined).order_by(transaction.c.id)
+    if since is not None:
+        query = query.where(transaction.c.issued_at >= _naive_utc(since))
+    if until is not None:
+        query = query.where(transaction.c.issued_at < _naive_utc(until))
+    if user is not None:
+        query = query.where(transaction.c.user_id == user)
+    if model is not None:
+        query = query.where(transaction.c.id.in_(sa.select(_shape(model).table.c.transaction_id)))
+    if limit is not None:
+        query = query.limit(limit)
+    transactions = session.execute(query).all()
+    ids = [row[0] for row in transactions]
+    touched: dict[int, list[Touched]] = {tx_id: [] for tx_id in ids}
+    if ids:
+        for name, table, key_names in _versioned_tables():
+            keys = [table.c[key_name] for key_name in key_names]
+            rows = session.execute(
+                sa.select(table.c.transaction_id, table.c.operation_type, *keys)
+                .where(table.c.transaction_id.in_(ids))
+                .order_by(table.c.transaction_id, *keys)
+            )
+            for tx_id, operation_type, *key in rows:
+                operation = Operation.from_type(operation_type)
+                touched[tx_id].append(Touched(name, tuple(key), operation))
+    return [
+        TransactionChanges(
+            transaction_id=tx_id,
+            issued_at=issued_at,
+            user_id=user_id,
+            user=_user_text(user_id, label),
+            remote_addr=remote_addr,
+            touched=tuple(touched[tx_id]),
+        )
+        for tx_id, issued_at, user_id, remote_addr, label in transactions
+    ]
+
+
+def label_attribute(user_cls: type[Any]) -> str | None:
+    """The column attribute that names a user: ``username``, ``name`` or ``email``."""
+    mapper = sa.inspect(user_cls)
+    for name in _USER_LABELS:
+        prop = mapper.attrs.get(name)
+        if isinstance(prop, orm.ColumnProperty) and isinstance(prop.columns[0], sa.Column):
+            return name
+    return None
+
+
+def key_columns(model: type[Any]) -> list[tuple[str, sa.Column[Any]]]:
+    """The attribute names and columns of a mapped class's primary key, in order."""
+    return _key_columns(model)
+
+
+def normalize_key(model: type[Any], key: Any) -> tuple[Any, ...]:
+    """A primary key given as a value, a tuple or a mapping, as a tuple in key order.
+
+    Raises:
+        ConfigError: The key has the wrong number of parts or names.
+    """
+    columns = _key_columns(model)
+    names = [name for name, _ in columns]
+    if isinstance(key, Mapping):
+        if set(key) != set(names):
+            raise ConfigError(
+                BAD_KEY.format(key=dict(key), model=model.__name__, expected=", ".join(names))
+            )
+        return tuple(key[name] for name in names)
+    values = tuple(key) if isinstance(key, tuple | list) else (key,)
+    if len(values) != len(names):
+        raise ConfigError(BAD_KEY.format(key=key, model=model.__name__, expected=", ".join(names)))
+    return values
+
+
+def record_label(model: type[Any], key: Sequence[Any]) -> str:
+    """``Package 7`` (``Model a,b`` for composite keys), as messages show records."""
+    return f"{model.__name__} {','.join(str(part) for part in key)}"
+
+
+def _label(version: Version) -> str:
+    return record_label(version.model, version.key)
+
+
+def _versioned_tables() -> list[tuple[str, sa.Table, list[str]]]:
+    """Every version table: (model or association table name, table, key column names)."""
+    found = []
+    for parent in versioning_manager.version_class_map:
+        if sa.inspect(parent).class_ is parent:
+            table = sa.inspect(version_class(parent)).local_table
+            found.append((parent.__name__, table, [col.name for _, col in _key_columns(parent)]))
+    for association in versioning_manager.association_tables:
+        keys = [col.name for col in association.primary_key] or [col.name for col in association.c]
+        found.append((association.name, version_table(association), keys))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _key_columns(model: type[Any]) -> list[tuple[str, sa.Column[Any]]]:
+    mapper = sa.inspect(model)
+    return [(mapper.get_property_by_column(col).key, col) for col in mapper.primary_key]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """One model's version table as Vestige reads it: value columns in mapper order."""
+
+    model: type[Any]
+    table: sa.Table
+    fields: tuple[str, ...]
+    columns: tuple[sa.Column[Any], ...]
+    key_fields: tuple[str, ...]
+
+    def key_criteria(self, key: Any) -> list[sa.ColumnElement[bool]]:
+        values = normalize_key(self.model, key)
+        by_field = dict(zip(self.fields, self.columns, strict=True))
+        return [
+            by_field[name] == value for name, value in zip(self.key_fields, values, strict=True)
+        ]
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _shape(model: type[Any]) -> _Shape:
+    if model not in _SHAPES:
+        _SHAPES[model] = _build_shape(model)
+    return _SHAPES[model]
+
+
+def _build_shape(model: type[Any]) -> _Shape:
+    mapper = sa.inspect(version_class(model))
+    pairs = [
+        (key, column)
+        for key, column in mapper.columns.items()
+        if key not in _INTERNAL_COLUMNS and isinstance(column, sa.Column)
+    ]
+    return _Shape(
+        model=model,
+        table=mapper.local_table,
+        fields=tuple(key for key, _ in pairs),
+        columns=tuple(column for _, column in pairs),
+        key_fields=tuple(name for name, _ in _key_columns(model)),
+    )
+
+
+def _transaction_table() -> sa.Table:
+    table: sa.Table = versioning_manager.transaction_cls.__table__
+    return table
+
+
+def _transaction_columns(
+    transaction: sa.Table,
+) -> tuple[list[sa.ColumnElement[Any]], sa.FromClause]:
+    """id, issued_at, user_id, remote_addr and a user label, with the join they need.
+
+    The label comes from the user's table in the same statement, so reading history
+    stays one query whatever its length and whoever wrote it.
+    """
+    user_id = transaction.c.user_id if "user_id" in transaction.c else sa.null()
+    remote_addr = transaction.c.remote_addr if "remote_addr" in transaction.c else sa.null()
+    joined: sa.FromClause = transaction
+    label: sa.ColumnElement[Any] = sa.null()
+    user_rel = getattr(versioning_manager.transaction_cls, "user", None)
+    if "user_id" in transaction.c and isinstance(
+        getattr(user_rel, "property", None), orm.RelationshipProperty
+    ):
+        assert user_rel is not None
+        user_mapper = user_rel.property.mapper
+        name = label_attribute(user_mapper.class_)
+        if name is not None and len(user_mapper.primary_key) == 1:
+            users = user_mapper.local_table.alias("vestige_user")
+            key_column = users.c[user_mapper.primary_key[0].name]
+            column = user_mapper.attrs[name].columns[0]
+            label = users.c[column.name]
+            joined = transaction.outerjoin(users, key_column == transaction.c.user_id)
+    return [transaction.c.id, transaction.c.issued_at, user_id, remote_addr, label], joined
+
+
+def _select_versions(shape: _Shape) -> sa.Select[Any]:
+    """Value columns, then transaction_id, end_transaction_id, operation_type, then the
+    transaction's id, issued_at, user_id, remote_addr and user label."""
+    table = shape.table
+    transaction = _transaction_table()
+    columns, joined = _transaction_columns(transaction)
+    return sa.select(
+        *shape.columns,
+        table.c.transaction_id,
+        table.c.end_transaction_id,
+        table.c.operation_type,
+        *columns,
+    ).select_from(table.join(joined, transaction.c.id == table.c.transaction_id))
+
+
+def _user_text(user_id: Any, label: Any) -> str:
+    if user_id is None:
+        return ""
+    return label if isinstance(label, str) and label else str(user_id)
+
+
+def _changes(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[Change]:
+    if old is None:
+        return [Change(name, None, value) for name, value in new.items() if value is not None]
+    return [
+        Change(name, old.get(name), value) for name, value in new.items() if old.get(name) != value
+    ]
+
+
+def _version(
+    shape: _Shape,
+    row: Sequence[Any],
+    previous: Version | None,
+    *,
+    first: bool,
+    with_changes: bool = True,
+) -> Version:
+    size = len(shape.fields)
+    values = dict(zip(shape.fields, row[:size], strict=True))
+    tx_id, end_tx_id, operation_type, _, issued_at, user_id, remote_addr, label = row[size:]
+    operation = Operation.from_type(operation_type)
+    pruned_before = first and operation is not Operation.INSERT
+    found: tuple[Change, ...] = ()
+    if with_changes and operation is not Operation.DELETE and not pruned_before:
+        before = None if previous is None or operation is Operation.INSERT else previous.values
+        found = tuple(_changes(before, values))
+    return Version(
+        model=shape.model,
+        key=tuple(values[name] for name in shape.key_fields),
+        transaction_id=tx_id,
+        end_transaction_id=end_tx_id,
+        issued_at=issued_at,
+        user_id=user_id,
+        user=_user_text(user_id, label),
+        remote_addr=remote_addr,
+        operation=operation,
+        values=values,
+        changes=found,
+        pruned_before=pruned_before,
+    )
+
+
+def _raise_if_pruned(session: orm.Session, shape: _Shape, key: Any, when: datetime | int) -> None:
+    """Raise if no version answers ``when`` because the ones that would have were pruned."""
+    table = shape.table
+    oldest = session.execute(
+        sa.select(table.c.operation_type, table.c.transaction_id)
+        .where(*shape.key_criteria(key))
+        .order_by(table.c.transaction_id)
+        .limit(1)
+    ).first()
+    if oldest is None or oldest.operation_type == 0:
+        return
+    raise HistoryPruned(
+        PRUNED_AS_OF.format(
+            record=record_label(shape.model, normalize_key(shape.model, key)),
+            first=oldest.transaction_id,
+            when=describe_when(when),
+        )
+    )
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
