@@ -13,9 +13,9 @@ import sys
 from datetime import timedelta
 
 import sqlalchemy as sa
+from db import engine
 from sqlalchemy.orm import Session
 
-from db import engine
 from models import Package, Release, utc_now
 
 NAMES = ("requests", "attrs", "flask", "click", "rich")

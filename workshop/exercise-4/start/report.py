@@ -1,15 +1,15 @@
 """What history there is: each package's versions, oldest first.
 
-    python report.py
+python report.py
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from db import engine
 from sqlalchemy.orm import Session
 from sqlalchemy_continuum import version_class
 
-from db import engine
 from models import Package
 
 OPERATIONS = {0: "insert", 1: "update", 2: "delete"}
