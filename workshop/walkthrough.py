@@ -159,9 +159,9 @@ def play(root: Path, number: int, environ: Mapping[str, str]) -> Iterator[Played
         StepFailed: A command exited non-zero; the message holds its output.
     """
     for step in SCRIPT[number]:
-        if isinstance(step, Command) and step.argv[:2] == ("vestige", "prune"):
-            if not prune_available():
-                return
+        is_prune = isinstance(step, Command) and step.argv[:2] == ("vestige", "prune")
+        if is_prune and not prune_available():
+            return
         started = time.perf_counter()
         if isinstance(step, Check):
             report = check(number, root, environ)
