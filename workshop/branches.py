@@ -75,9 +75,11 @@ def setup(path: Path, base: str = "main") -> list[BranchResult]:
     env = _identity(git, base_commit)
     planned: list[_Planned] = []
     for exercise in EXERCISES:
-        start = _commit(git, base_commit, blobs, exercise, solved=False, env=env)
+        start = _commit(git, base_commit, base_commit, blobs, exercise, solved=False, env=env)
         planned.append(start)
-        planned.append(_commit(git, start.commit, blobs, exercise, solved=True, env=env))
+        planned.append(
+            _commit(git, base_commit, start.commit, blobs, exercise, solved=True, env=env)
+        )
 
     current = git.current_branch()
     existing = {plan.branch: git.resolve(f"refs/heads/{plan.branch}") for plan in planned}
@@ -144,6 +146,7 @@ def _workspace(
 
 def _commit(
     git: Git,
+    base_commit: str,
     parent: str,
     blobs: dict[str, tuple[str, str]],
     exercise: Exercise,
@@ -153,8 +156,10 @@ def _commit(
     files = _workspace(blobs, exercise, solved)
     with tempfile.TemporaryDirectory() as scratch:
         index_env = {**env, "GIT_INDEX_FILE": os.path.join(scratch, "index")}
-        git.run("read-tree", parent, env=index_env)
-        git.run("rm", "-r", "--cached", "--quiet", "--ignore-unmatch", WORKSPACE, env=index_env)
+        git.run("read-tree", base_commit, env=index_env)
+        stale = git.run("ls-files", "-z", "--", WORKSPACE, env=index_env)
+        if stale:
+            git.run("update-index", "--force-remove", "-z", "--stdin", env=index_env, stdin=stale)
         entries = "".join(f"{mode} {blob}\t{path}\0" for path, (mode, blob) in files.items())
         git.run("update-index", "--add", "-z", "--index-info", env=index_env, stdin=entries)
         tree = git.run("write-tree", env=index_env)
