@@ -151,4 +151,4 @@ def walkthrough(keep: bool) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="scripts/workshop")
