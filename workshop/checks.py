@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from workshop import messages
@@ -122,7 +123,7 @@ def run_check(
         environ: Where ``DATABASE_URL`` is read (default: ``os.environ``).
 
     Raises:
-        WorkshopUsageError: There is no exercise ``number``.
+        WorkshopUsageError: There is no exercise ``number``, or DATABASE_URL is no URL.
     """
     try:
         checked = exercise(number)
@@ -135,7 +136,12 @@ def run_check(
     workspace = root / WORKSPACE
     plan = [*COMMON_STEPS, *steps[number]]
     done: list[Step] = []
-    with open_database(workshop_url(workspace, environ)) as database:
+    url = workshop_url(workspace, environ)
+    try:
+        sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise WorkshopUsageError(messages.BAD_URL) from None
+    with open_database(url) as database:
         context = Context(number, workspace, database)
         for name, function in plan:
             step = Step(name, function(context))

@@ -240,8 +240,11 @@ def _history_whole(context: Context) -> str | None:
 
 def _kept_enough(context: Context) -> str | None:
     policy = _read_policy(context)
-    override = policy.get("models", {}).get("Package", {})
-    keep = override.get("keep_versions", policy.get("keep_versions"))
+    models = policy.get("models")
+    override = models.get("Package") if isinstance(models, dict) else None
+    keep = policy.get("keep_versions")
+    if isinstance(override, dict):
+        keep = override.get("keep_versions", keep)
     if not isinstance(keep, int):
         return None
     for key, chain in _chains(context, "package").items():

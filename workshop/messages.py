@@ -47,6 +47,10 @@ NO_WORKSPACE = (
 OTHER_WORKSPACE = (
     "exercise/ holds exercise {found}: git checkout exercise-{number} (or check {found})"
 )
+BAD_URL = (
+    "DATABASE_URL is not a database URL SQLAlchemy understands; expected e.g. "
+    "postgresql+psycopg2://user:password@localhost:5432/workshop, or unset it for SQLite"
+)
 DATABASE_UNREACHABLE = (
     "cannot reach the database at {url}: {reason}; check DATABASE_URL "
     "(for PostgreSQL: docker compose up -d db)"

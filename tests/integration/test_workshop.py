@@ -186,6 +186,26 @@ def test_check_on_main_says_to_check_the_exercise_out(clone: Path) -> None:
     assert not (clone / "exercise" / "vestige.db").exists()
 
 
+def test_check_with_a_bad_or_unreachable_database_url(clone: Path) -> None:
+    setup(clone)
+    git(clone, "checkout", "-q", "exercise-1")
+
+    code, output = invoke("check", "1", env={"DATABASE_URL": "not a url"})
+    assert code == 2
+    assert output.strip() == f"error: {messages.BAD_URL}"
+
+    unreachable = "postgresql+psycopg2://learner:s3cret@127.0.0.1:1/workshop"
+    code, output = invoke("check", "1", env={"DATABASE_URL": unreachable})
+    assert code == 1
+    todo = output.splitlines()[2]
+    assert todo.startswith(
+        "  todo  2. the database answers: cannot reach the database at "
+        "postgresql+psycopg2://learner:***@127.0.0.1:1/workshop: "
+    )
+    assert todo.endswith("check DATABASE_URL (for PostgreSQL: docker compose up -d db)")
+    assert "s3cret" not in output
+
+
 def test_every_command_has_help_with_an_example() -> None:
     for name in main.commands:
         code, output = invoke(name, "--help")
