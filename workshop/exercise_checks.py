@@ -116,7 +116,8 @@ def _reverted(context: Context) -> str | None:
 
 def _revision_sources(context: Context) -> tuple[list[str], list[str]]:
     """The source of the base revisions and of the others."""
-    bases, others = [], []
+    bases: list[str] = []
+    others: list[str] = []
     for script in context.scripts.walk_revisions():
         source = Path(script.path).read_text(encoding="utf-8")
         (bases if script.down_revision is None else others).append(source)
