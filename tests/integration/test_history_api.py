@@ -306,8 +306,9 @@ def test_restore_a_deleted_record_with_its_relations(
 
 
 def test_restore_refuses_a_time_the_record_did_not_exist(
-    schema_engine: sa.Engine, story: Story
+    shared: tuple[sa.Engine, Story],
 ) -> None:
+    schema_engine, story = shared
     with Session(schema_engine) as session:
         with pytest.raises(RecordNotFound, match="did not exist at transaction 1"):
             restore(session, models.Package, story.requests, to=1)
