@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from test_history_api_fixtures import BACKEND_PARAMS, count_statements, module_database
 
 import models
-from vestige.errors import ConfigError, HistoryPruned, RecordNotFound
+from vestige.errors import ConfigError, HistoryPruned, RecordNotFound, RestoreRefused
 from vestige.history import Change, Operation, as_of, at, changes, diff, history
 from vestige.restore import plan_restore, restore
 from vestige.versioning import actor
@@ -315,6 +315,17 @@ def test_restore_refuses_a_time_the_record_did_not_exist(
         with pytest.raises(ConfigError, match="no relationship 'nope'"):
             restore(session, models.Package, story.flask, to=2, relations=["nope"])
         assert not session.new and not session.dirty and not session.deleted
+
+
+def test_restore_refused_when_the_row_conflicts(schema_engine: sa.Engine, story: Story) -> None:
+    with Session(schema_engine) as session:
+        session.add(models.Package(name="requests", summary="a newer package of that name"))
+        session.commit()
+        with pytest.raises(RestoreRefused, match="cannot restore Package 1: the database refused"):
+            restore(session, models.Package, story.requests, to=7)
+        session.rollback()
+        names = session.scalars(sa.select(models.Package.name).order_by(models.Package.id)).all()
+    assert names == ["flask", "requests"]
 
 
 def prune_prefix(session: Session, table: str, where: str, before_tx: int) -> int:
