@@ -148,7 +148,9 @@ def populate(engine: sa.Engine, shape: Shape) -> None:
             )
     with engine.connect() as conn:
         # VACUUM too: left to autovacuum, it would run on the fresh million rows mid-timing
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "VACUUM ANALYZE" if dialect == "postgresql" else "ANALYZE"
+        )
 
 
 @contextmanager
