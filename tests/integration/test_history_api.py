@@ -378,12 +378,12 @@ def pruned_children(schema_engine: sa.Engine) -> tuple[int, int, int]:
     return ids
 
 
-def test_plain_continuum_revert_deletes_live_rows_whose_history_was_pruned(
+def test_restore_refused_when_relation_history_was_pruned(
     schema_engine: sa.Engine, pruned_children: tuple[int, int, int]
 ) -> None:
-    """Why restore checks: this is what Continuum does on its own."""
-    package_id, release_id, _ = pruned_children
+    package_id, release_id, dan_id = pruned_children
     with Session(schema_engine) as session:
+        # why restore checks: Continuum's own revert deletes the live release
         first = history(session, models.Package, package_id)[0]
         record = session.get_one(models.PackageVersion, (package_id, first.transaction_id))
         record.revert(relations=["releases"])
@@ -391,12 +391,6 @@ def test_plain_continuum_revert_deletes_live_rows_whose_history_was_pruned(
         assert session.get(models.Release, release_id) is None
         session.rollback()
 
-
-def test_restore_refused_when_relation_history_was_pruned(
-    schema_engine: sa.Engine, pruned_children: tuple[int, int, int]
-) -> None:
-    package_id, release_id, dan_id = pruned_children
-    with Session(schema_engine) as session:
         with pytest.raises(HistoryPruned, match=rf"'releases'.*Release {release_id} up to"):
             restore(session, models.Package, package_id, to=1, relations=["releases"])
         session.rollback()
