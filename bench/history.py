@@ -10,6 +10,7 @@ set-based SQL, then times, for random packages:
 - Continuum's own way: the versions, each ``.changeset`` and ``.transaction`` (N+1),
 - ``all_versions(link=True)`` then each ``.transaction`` (the versions in one query,
   the transactions not),
+- and, as the floor any call pays, a ``SELECT 1`` round trip,
 
 and prints median and 95th percentile milliseconds, SQL statements per call and the ratio
 to ``history``. It also runs ``history`` on one package with ten times as many versions
@@ -146,7 +147,10 @@ def populate(engine: sa.Engine, shape: Shape) -> None:
                 f"SELECT setval(pg_get_serial_sequence('transaction', 'id'), {shape.transactions})"
             )
     with engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+        # VACUUM too: left to autovacuum, it would run on the fresh million rows mid-timing
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+            "VACUUM ANALYZE" if dialect == "postgresql" else "ANALYZE"
+        )
 
 
 @contextmanager
@@ -239,6 +243,13 @@ def run_backend(backend: str, url: str, shape: Shape, samples: int) -> list[Row]
         mid_tx = shape.transactions // 2
         mid_time = EPOCH + timedelta(seconds=mid_tx)
         rows = [
+            measure(
+                engine,
+                backend,
+                "baseline: SELECT 1 round trip",
+                lambda s, k: s.execute(sa.text("SELECT 1")).scalar(),
+                keys,
+            ),
             measure(engine, backend, "history (20 versions)", _history, keys),
             measure(
                 engine,

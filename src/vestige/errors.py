@@ -68,12 +68,8 @@ class RecordNotFound(VestigeError):
 
 
 class HistoryPruned(VestigeError):
-    """The versions needed to answer or to restore have been pruned."""
-
-    exit_code = 1
+    """The versions needed to answer or to restore have been pruned (exit code 1)."""
 
 
 class RestoreRefused(VestigeError):
-    """A restore cannot be done as asked (the row would conflict, a relation is unknown)."""
-
-    exit_code = 1
+    """The database rejected a restored row: a unique value is taken, a referenced row gone."""

@@ -155,14 +155,13 @@ def history(
         The versions; empty if the record has no history.
     """
     shape = _shape(model)
-    query = (
-        _select_versions(shape)
-        .where(*shape.key_criteria(key))
-        .order_by(shape.table.c.transaction_id.desc())
-    )
-    if limit is not None:
-        query = query.limit(limit + 1)
-    rows = list(session.execute(query).all())
+    params = shape.key_params(key)
+    if limit is None:
+        query = shape.statement("history")
+    else:
+        query = shape.statement("history_limit")
+        params["limit"] = limit + 1
+    rows = list(session.execute(query, params).all())
     rows.reverse()
     versions: list[Version] = []
     previous: Version | None = None
@@ -196,25 +195,14 @@ def as_of(session: orm.Session, model: type[Any], key: Any, when: datetime | int
         HistoryPruned: The versions that would answer were pruned.
     """
     shape = _shape(model)
-    table = shape.table
-    criteria = shape.key_criteria(key)
-    query = _select_versions(shape)
+    params = shape.key_params(key)
     if isinstance(when, datetime):
-        moment = _naive_utc(when)
-        transaction = _transaction_table()
-        end_tx = transaction.alias("end_transaction")
-        query = query.outerjoin(end_tx, end_tx.c.id == table.c.end_transaction_id)
-        criteria += [
-            transaction.c.issued_at <= moment,
-            sa.or_(table.c.end_transaction_id.is_(None), end_tx.c.issued_at > moment),
-        ]
+        query = shape.statement("as_of_time")
+        params["when"] = _naive_utc(when)
     else:
-        criteria += [
-            table.c.transaction_id <= when,
-            sa.or_(table.c.end_transaction_id.is_(None), table.c.end_transaction_id > when),
-        ]
-    query = query.where(*criteria).order_by(table.c.transaction_id.desc()).limit(1)
-    row = session.execute(query).first()
+        query = shape.statement("as_of_transaction")
+        params["when"] = when
+    row = session.execute(query, params).first()
     if row is None:
         _raise_if_pruned(session, shape, key, when)
         return None
@@ -397,6 +385,50 @@ class _Shape:
         return [
             by_field[name] == value for name, value in zip(self.key_fields, values, strict=True)
         ]
+
+    def key_params(self, key: Any) -> dict[str, Any]:
+        """Values for the ``key_0, key_1, ...`` parameters of :meth:`statement`."""
+        return {f"key_{i}": value for i, value in enumerate(normalize_key(self.model, key))}
+
+    def statement(self, kind: str) -> sa.Select[Any]:
+        """The query of one kind for this model, built once: reusing the statement
+        object spares building it and its cache key on every call."""
+        found = _STATEMENTS.get((self.model, kind))
+        if found is None:
+            found = _STATEMENTS[(self.model, kind)] = _build_statement(self, kind)
+        return found
+
+
+_STATEMENTS: dict[tuple[type[Any], str], sa.Select[Any]] = {}
+
+
+def _build_statement(shape: _Shape, kind: str) -> sa.Select[Any]:
+    table = shape.table
+    by_field = dict(zip(shape.fields, shape.columns, strict=True))
+    query = _select_versions(shape).where(
+        *[by_field[name] == sa.bindparam(f"key_{i}") for i, name in enumerate(shape.key_fields)]
+    )
+    query = query.order_by(table.c.transaction_id.desc())
+    when: sa.BindParameter[Any] = sa.bindparam("when")
+    if kind == "history":
+        return query
+    if kind == "history_limit":
+        return query.limit(sa.bindparam("limit", type_=sa.Integer))
+    if kind == "as_of_transaction":
+        return query.where(
+            table.c.transaction_id <= when,
+            sa.or_(table.c.end_transaction_id.is_(None), table.c.end_transaction_id > when),
+        ).limit(1)
+    assert kind == "as_of_time"
+    end_tx = _transaction_table().alias("end_transaction")
+    return (
+        query.outerjoin(end_tx, end_tx.c.id == table.c.end_transaction_id)
+        .where(
+            _transaction_table().c.issued_at <= when,
+            sa.or_(table.c.end_transaction_id.is_(None), end_tx.c.issued_at > when),
+        )
+        .limit(1)
+    )
 
 
 _SHAPES: dict[type[Any], _Shape] = {}

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from test_history_api_fixtures import BACKEND_PARAMS, count_statements, module_database
 
 import models
-from vestige.errors import ConfigError, HistoryPruned, RecordNotFound
+from vestige.errors import ConfigError, HistoryPruned, RecordNotFound, RestoreRefused
 from vestige.history import Change, Operation, as_of, at, changes, diff, history
 from vestige.restore import plan_restore, restore
 from vestige.versioning import actor
@@ -306,14 +306,26 @@ def test_restore_a_deleted_record_with_its_relations(
 
 
 def test_restore_refuses_a_time_the_record_did_not_exist(
-    schema_engine: sa.Engine, story: Story
+    shared: tuple[sa.Engine, Story],
 ) -> None:
+    schema_engine, story = shared
     with Session(schema_engine) as session:
         with pytest.raises(RecordNotFound, match="did not exist at transaction 1"):
             restore(session, models.Package, story.requests, to=1)
         with pytest.raises(ConfigError, match="no relationship 'nope'"):
             restore(session, models.Package, story.flask, to=2, relations=["nope"])
         assert not session.new and not session.dirty and not session.deleted
+
+
+def test_restore_refused_when_the_row_conflicts(schema_engine: sa.Engine, story: Story) -> None:
+    with Session(schema_engine) as session:
+        session.add(models.Package(name="requests", summary="a newer package of that name"))
+        session.commit()
+        with pytest.raises(RestoreRefused, match="cannot restore Package 1: the database refused"):
+            restore(session, models.Package, story.requests, to=7)
+        session.rollback()
+        names = session.scalars(sa.select(models.Package.name).order_by(models.Package.id)).all()
+    assert names == ["flask", "requests"]
 
 
 def prune_prefix(session: Session, table: str, where: str, before_tx: int) -> int:
@@ -366,12 +378,12 @@ def pruned_children(schema_engine: sa.Engine) -> tuple[int, int, int]:
     return ids
 
 
-def test_plain_continuum_revert_deletes_live_rows_whose_history_was_pruned(
+def test_restore_refused_when_relation_history_was_pruned(
     schema_engine: sa.Engine, pruned_children: tuple[int, int, int]
 ) -> None:
-    """Why restore checks: this is what Continuum does on its own."""
-    package_id, release_id, _ = pruned_children
+    package_id, release_id, dan_id = pruned_children
     with Session(schema_engine) as session:
+        # why restore checks: Continuum's own revert deletes the live release
         first = history(session, models.Package, package_id)[0]
         record = session.get_one(models.PackageVersion, (package_id, first.transaction_id))
         record.revert(relations=["releases"])
@@ -379,12 +391,6 @@ def test_plain_continuum_revert_deletes_live_rows_whose_history_was_pruned(
         assert session.get(models.Release, release_id) is None
         session.rollback()
 
-
-def test_restore_refused_when_relation_history_was_pruned(
-    schema_engine: sa.Engine, pruned_children: tuple[int, int, int]
-) -> None:
-    package_id, release_id, dan_id = pruned_children
-    with Session(schema_engine) as session:
         with pytest.raises(HistoryPruned, match=rf"'releases'.*Release {release_id} up to"):
             restore(session, models.Package, package_id, to=1, relations=["releases"])
         session.rollback()

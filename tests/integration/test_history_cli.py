@@ -15,7 +15,14 @@ from test_history_api_fixtures import BACKEND_PARAMS, module_database
 import models
 from tests.conftest import ROOT
 from vestige.cli import app
-from vestige.cli_history import AS_OF_AND_DIFF, BAD_KEY, BAD_USER, BAD_WHEN, NOTHING_TO_RESTORE
+from vestige.cli_history import (
+    AS_OF_AND_DIFF,
+    BAD_KEY,
+    BAD_LIMIT_WITH,
+    BAD_USER,
+    BAD_WHEN,
+    NOTHING_TO_RESTORE,
+)
 from vestige.history import NO_HISTORY, NOT_THEN, PRUNED_AS_OF, history
 from vestige.restore import UNKNOWN_RELATION
 from vestige.versioning import actor
@@ -235,6 +242,7 @@ BAD_INPUT = [
     ),
     (("history", "Package", "1", "--as-of", "2", "--diff", "2", "3"), "error: " + AS_OF_AND_DIFF),
     (("history", "Package", "1", "--limit", "0"), None),
+    (("history", "Package", "1", "--as-of", "3", "--limit", "2"), "error: " + BAD_LIMIT_WITH),
     (
         ("restore", "Package", "1", "--to", "3", "--user", "ann"),
         "error: " + BAD_USER.format(text="ann"),
