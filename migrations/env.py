@@ -13,7 +13,7 @@ from alembic import context
 
 import models
 from vestige.config import load_settings
-from vestige.migrations import check_version_tables, process_revision_directives
+from vestige.migrations import check_version_tables, comparison_options
 
 config = context.config
 target_metadata = models.Base.metadata
@@ -33,9 +33,10 @@ def _configure(connection: sa.Connection | None = None, url: str | None = None) 
         url=url,
         target_metadata=target_metadata,
         render_as_batch=dialect == "sqlite",
-        compare_type=True,
-        process_revision_directives=process_revision_directives,
         literal_binds=connection is None,
+        # compare_type, the guard again on autogenerate, kept history columns, native
+        # triggers: see vestige.migrations.comparison_options
+        **comparison_options(target_metadata),
     )
 
 

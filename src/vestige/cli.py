@@ -94,3 +94,8 @@ models_option = click.option(
     help="Module that declares the versioned models (default: [tool.vestige] models).",
 )
 """Shared by every command that needs the models: ``@models_option``."""
+
+
+from vestige.cli_check import check  # noqa: E402
+
+app.add_command(check)

@@ -9,7 +9,13 @@ passes :func:`process_revision_directives` to ``context.configure`` so that a cu
     check_version_tables(target_metadata)
     context.configure(..., process_revision_directives=process_revision_directives)
 
-Why: Continuum builds the ``*_version`` tables only when the mappers are configured.
+On top of the guard, :func:`comparison_options` gives ``context.configure`` everything
+Vestige adds to autogenerate (kept history columns are not proposed for dropping; see
+:mod:`vestige.autogen` for what happens to a proposed revision), and
+:func:`rename_column` / :func:`rename_table` rename a versioned model's table or column
+together with its version table, history intact.
+
+Why the guard: Continuum builds the ``*_version`` tables only when the mappers are configured.
 An autogenerate run against metadata without them sees every version table in the
 database as unknown and proposes ``DROP TABLE`` for each: the whole history gone in
 one reviewed-looking revision.
@@ -17,7 +23,7 @@ one reviewed-looking revision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,9 +35,12 @@ from vestige.versioning import versioning_manager
 
 __all__ = [
     "check_version_tables",
+    "comparison_options",
     "expected_version_tables",
     "missing_version_tables",
     "process_revision_directives",
+    "rename_column",
+    "rename_table",
 ]
 
 
@@ -96,5 +105,102 @@ def check_version_tables(metadata: sa.MetaData | Iterable[sa.MetaData] | None) -
 
 
 def process_revision_directives(context: Any, revision: Any, directives: list[Any]) -> None:
-    """Alembic hook: run :func:`check_version_tables` before a revision is written."""
-    check_version_tables(context.opts.get("target_metadata"))
+    """Alembic hook: run :func:`check_version_tables`, then make the revision history-aware.
+
+    After the guard, each proposed revision goes through :func:`vestige.autogen.rewrite`:
+    dropped columns keep their history, likely renames are pointed out, and native audit
+    triggers follow the columns.
+    """
+    metadata = context.opts.get("target_metadata")
+    check_version_tables(metadata)
+    if not isinstance(metadata, sa.MetaData):
+        return
+    from vestige.autogen import rewrite
+
+    for script in directives:
+        rewrite(context, script, metadata)
+
+
+def kept_history_column(metadata: sa.MetaData) -> Callable[..., bool]:
+    """An ``include_object`` hook that leaves kept history columns out of the comparison.
+
+    A nullable column of a version table that the models no longer have is history kept
+    on purpose (see ``on_drop_column``): autogenerate must not propose dropping it, and
+    ``vestige check`` accepts it.
+    """
+    version_tables = set(expected_version_tables(metadata)) - {"transaction"}
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        if type_ != "column" or not reflected or compare_to is not None:
+            return True
+        table = obj.table
+        key = f"{table.schema}.{table.name}" if table.schema else table.name
+        return not (key in version_tables and obj.nullable)
+
+    return include_object
+
+
+def comparison_options(metadata: sa.MetaData) -> dict[str, Any]:
+    """The ``context.configure`` options Vestige needs, for ``env.py`` and ``vestige check``::
+
+    context.configure(connection=..., target_metadata=target_metadata,
+                      **comparison_options(target_metadata))
+    """
+    return {
+        "compare_type": True,
+        "include_object": kept_history_column(metadata),
+        "process_revision_directives": process_revision_directives,
+    }
+
+
+def _batch(table: str) -> Any:
+    from alembic import op
+
+    return op.batch_alter_table(table)
+
+
+def _has_table(name: str) -> bool:
+    from alembic import op
+
+    if op.get_context().as_sql:  # offline (--sql): nothing to inspect, assume it is there
+        return True
+    return bool(sa.inspect(op.get_bind()).has_table(name))
+
+
+def rename_column(table: str, old: str, new: str, *, version_table: str | None = None) -> None:
+    """In a revision: rename a column of a versioned table and of its version table.
+
+    Values and their history stay (a drop and an add would lose both). On PostgreSQL with
+    native versioning, keep the audit trigger rebuild autogenerate wrote beside it.
+
+    Args:
+        table: The versioned (base) table.
+        old: The column's current name.
+        new: Its new name.
+        version_table: The version table (default ``<table>_version``).
+    """
+    for name in (table, version_table or f"{table}_version"):
+        if name != table and not _has_table(name):
+            continue
+        with _batch(name) as batch:
+            batch.alter_column(old, new_column_name=new)
+
+
+def rename_table(old: str, new: str, *, version_suffix: str = "_version") -> None:
+    """In a revision: rename a versioned table and its version table together.
+
+    On PostgreSQL the old audit trigger and function (native versioning) are dropped: they
+    write to the old version table. Index and constraint names keep the old table's name
+    until a later autogenerate renames them.
+    """
+    from alembic import op
+
+    if op.get_context().dialect.name == "postgresql":
+        from vestige import native
+
+        native.drop_audit_trigger(old)
+    op.rename_table(old, new)
+    if _has_table(f"{old}{version_suffix}"):
+        op.rename_table(f"{old}{version_suffix}", f"{new}{version_suffix}")
