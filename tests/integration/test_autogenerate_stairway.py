@@ -1,0 +1,273 @@
+"""A scratch migration history whose models change, driven through autogenerate.
+
+Each stage of the models runs in its own process (Continuum's global state cannot be
+reset in-process): autogenerate a revision, upgrade, write rows, read their history,
+run ``vestige check``. SQLite runs the Python-side (validity) versioning; PostgreSQL
+runs native versioning, where the triggers write the versions.
+
+Stages: 1 creates ``author``; 2 renames ``name`` to ``full_name`` (autogenerate points out
+the rename; the revision is edited to ``rename_column`` as the note says); 3 drops ``bio``
+(its history is kept); 4 adds ``book``. Then down to base and back up, rows kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vestige.autogen import KEPT_NOTE, RENAME_NOTE
+
+MODELS = '''
+import os
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from vestige.versioning import configure_mappers, make_versioned
+
+STAGE = int(os.environ["SCRATCH_STAGE"])
+NATIVE = os.environ["SCRATCH_NATIVE"] == "1"
+make_versioned(user_cls=None, options={"native_versioning": NATIVE})
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(
+        naming_convention={"ix": "ix_%(column_0_label)s", "pk": "pk_%(table_name)s",
+                           "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s"}
+    )
+
+
+class Author(Base):
+    __tablename__ = "author"
+    __versioned__ = {}
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    if STAGE < 2:
+        name: Mapped[str] = mapped_column(sa.String(100))
+    else:
+        full_name: Mapped[str] = mapped_column(sa.String(100))
+    if STAGE < 3:
+        bio: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+if STAGE >= 4:
+    class Book(Base):
+        __tablename__ = "book"
+        __versioned__ = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        author_id: Mapped[int] = mapped_column(sa.ForeignKey("author.id"))
+        title: Mapped[str] = mapped_column(sa.String(100))
+
+configure_mappers()
+'''
+
+ENV = '''
+import sqlalchemy as sa
+from alembic import context
+
+import scratch_models
+from vestige.migrations import check_version_tables, comparison_options
+
+metadata = scratch_models.Base.metadata
+check_version_tables(metadata)
+engine = sa.create_engine(context.config.get_main_option("sqlalchemy.url"))
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        **comparison_options(metadata),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()
+'''
+
+DRIVER = '''
+import json
+import re
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.orm import Session
+from sqlalchemy_continuum import version_class
+
+import scratch_models as m
+from vestige.check import check
+
+url, stage, plan = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+config = Config()
+config.set_main_option("script_location", str(Path("migrations").resolve()))
+config.set_main_option("sqlalchemy.url", url)
+engine = sa.create_engine(url)
+out = {}
+
+
+def name_column():
+    return "name" if stage < 2 else "full_name"
+
+
+if "autogen" in plan:
+    script = command.revision(config, message=f"stage {stage}", autogenerate=True)
+    text = Path(script.path).read_text()
+    out["revision"] = text
+    if stage == 2:
+        # As the rename note says: replace the drop and the add with rename_column.
+        def keep_native(body):
+            return [line for line in body.splitlines() if "native." in line]
+        head, rest = text.split("def upgrade() -> None:")
+        up, down = rest.split("def downgrade() -> None:")
+        up_lines = ["    rename_column('author', 'name', 'full_name')", *keep_native(up)]
+        down_lines = [*keep_native(down), "    rename_column('author', 'full_name', 'name')"]
+        head = head.replace("import sqlalchemy as sa",
+                            "import sqlalchemy as sa\\nfrom vestige.migrations import rename_column")
+        Path(script.path).write_text(
+            head + "def upgrade() -> None:\\n" + "\\n".join(up_lines)
+            + "\\n\\n\\ndef downgrade() -> None:\\n" + "\\n".join(down_lines) + "\\n"
+        )
+if "roundtrip" in plan:
+    command.downgrade(config, "-3")
+    command.upgrade(config, "head")
+if "upgrade" in plan:
+    command.upgrade(config, "head")
+if "write" in plan:
+    key = stage + (100 if "roundtrip" in plan else 0)
+    with Session(engine) as session:
+        author = m.Author(id=key, **{name_column(): f"author {stage}"})
+        session.add(author)
+        session.commit()
+        setattr(author, name_column(), f"author {stage} renamed")
+        session.commit()
+        if stage >= 4:
+            book = m.Book(id=key, author_id=author.id, title="first")
+            session.add(book)
+            session.commit()
+            session.delete(book)
+            session.commit()
+if "read" in plan:
+    AuthorVersion = version_class(m.Author)
+    with Session(engine) as session:
+        rows = session.execute(sa.select(AuthorVersion).order_by(
+            AuthorVersion.id, AuthorVersion.transaction_id)).scalars()
+        out["author_versions"] = [
+            [v.id, getattr(v, name_column()), v.operation_type, v.end_transaction_id is None]
+            for v in rows
+        ]
+        out["version_columns"] = sorted(
+            c["name"] for c in sa.inspect(session.connection()).get_columns("author_version"))
+        out["bio_history"] = session.execute(sa.text(
+            "SELECT bio FROM author_version WHERE bio IS NOT NULL ORDER BY transaction_id"
+        )).scalars().all() if "bio" in out["version_columns"] else None
+        if stage >= 4:
+            BookVersion = version_class(m.Book)
+            out["book_versions"] = [
+                [v.id, v.operation_type] for v in session.execute(
+                    sa.select(BookVersion).order_by(BookVersion.transaction_id)).scalars()
+            ]
+    out["authors"] = [list(r) for r in engine.connect().execute(
+        sa.text("SELECT id FROM author ORDER BY id"))]
+if "check" in plan:
+    out["check"] = [f.line() for f in check(config, engine, m.Base.metadata).findings]
+engine.dispose()
+print(json.dumps(out))
+'''
+
+
+def _project(tmp_path: Path) -> Path:
+    (tmp_path / "migrations" / "versions").mkdir(parents=True)
+    (tmp_path / "scratch_models.py").write_text(MODELS)
+    (tmp_path / "driver.py").write_text(DRIVER)
+    (tmp_path / "migrations" / "env.py").write_text(ENV)
+    root = Path(__file__).resolve().parents[2]
+    template = (root / "migrations" / "script.py.mako").read_text()
+    (tmp_path / "migrations" / "script.py.mako").write_text(template)
+    # pyproject with [tool.vestige]: the settings on_drop_column is read from
+    (tmp_path / "pyproject.toml").write_text('[tool.vestige]\nmodels = "scratch_models"\n')
+    return tmp_path
+
+
+def _run(project: Path, url: str, stage: int, plan: str, native: bool) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "SCRATCH_STAGE": str(stage),
+        "SCRATCH_NATIVE": "1" if native else "0",
+        "PYTHONPATH": str(project),
+    }
+    result = subprocess.run(
+        [sys.executable, "driver.py", url, str(stage), plan],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return data
+
+
+def test_stairway_keeps_history_through_add_rename_drop(
+    db_url: str, backend: str, tmp_path: Path
+) -> None:
+    native = backend == "postgresql"
+    project = _project(tmp_path)
+    every = "autogen,upgrade,write,read,check"
+
+    first = _run(project, db_url, 1, every, native)
+    assert first["check"] == []
+    assert first["author_versions"] == [[1, "author 1", 0, False], [1, "author 1 renamed", 1, True]]
+    if native:
+        assert "native.install_transaction_trigger()" in first["revision"]
+        assert "native.sync_audit_trigger('author', ['id', 'name', 'bio']" in first["revision"]
+        assert "native.drop_audit_trigger('author')" in first["revision"]
+
+    second = _run(project, db_url, 2, every, native)
+    rename_note = RENAME_NOTE.format(table="author", old="name", new="full_name")
+    assert " ".join(rename_note.split()[:8]) in " ".join(second["revision"].split())
+    assert second["check"] == []
+    # renamed, not dropped: stage 1's history reads under the new name
+    assert second["author_versions"][:2] == [
+        [1, "author 1", 0, False],
+        [1, "author 1 renamed", 1, True],
+    ]
+    assert second["author_versions"][2:] == [
+        [2, "author 2", 0, False],
+        [2, "author 2 renamed", 1, True],
+    ]
+
+    third = _run(project, db_url, 3, every, native)
+    kept = KEPT_NOTE.format(version_table="author_version", table="author", column="bio")
+    assert " ".join(kept.split()[:6]) in " ".join(third["revision"].split())
+    assert re.search(r"drop_column\((?:'author', )?'bio'\)", third["revision"])
+    assert "bio" in third["version_columns"]
+    assert third["check"] == []
+    assert len(third["author_versions"]) == 6
+
+    fourth = _run(project, db_url, 4, every, native)
+    assert fourth["check"] == []
+    assert fourth["book_versions"] == [[4, 0], [4, 2]]
+    if native:
+        assert "native.sync_audit_trigger('book'" in fourth["revision"]
+        assert "sync_audit_trigger('author'" not in fourth["revision"]
+
+    # down to stage 1 (bio back, name back) and up again: rows and history stay, and
+    # versioning (native: the restored, then rebuilt triggers) still works
+    again = _run(project, db_url, 4, "roundtrip,write,read,check", native)
+    assert again["check"] == []
+    assert again["authors"] == [[1], [2], [3], [4], [104]]
+    assert again["author_versions"][:8] == fourth["author_versions"]
+    assert again["author_versions"][8:] == [
+        [104, "author 4", 0, False],
+        [104, "author 4 renamed", 1, True],
+    ]
+    assert again["book_versions"] == [[104, 0], [104, 2]]
