@@ -88,7 +88,7 @@ def lint_sql(sql: str, version_suffix: str = "_version") -> list[Finding]:
     for item in json.loads(result.stdout or "[]"):
         if item.get("rule_name") not in LOCK_RULES:
             continue
-        statement = _statement(lines, item)
+        statement = _statement(sql, lines, item)
         match = _TABLE.search(statement)
         table = match.group(1) if match else "?"
         note = VERSION_TABLE_NOTE if table.endswith(version_suffix) else ""
@@ -103,15 +103,13 @@ def lint_sql(sql: str, version_suffix: str = "_version") -> list[Finding]:
     return findings
 
 
-def _statement(lines: list[str], item: dict[str, Any]) -> str:
-    first, last = int(item["line"]), int(item.get("line_end", item["line"]))
-    chunk = lines[first : last + 1]
-    if not chunk:
-        return ""
-    if first == last:
-        return chunk[0][int(item["column"]) : int(item.get("column_end", len(chunk[0])))]
-    chunk[0] = chunk[0][int(item["column"]) :]
-    return "\n".join(chunk)
+def _statement(sql: str, lines: list[str], item: dict[str, Any]) -> str:
+    """The whole statement around the position squawk reports (0-based line and column)."""
+    line = min(int(item["line"]), len(lines))
+    offset = sum(len(text) + 1 for text in lines[:line]) + int(item["column"])
+    begin = sql.rfind(";", 0, offset) + 1
+    finish = sql.find(";", offset)
+    return sql[begin : finish if finish >= 0 else len(sql)]
 
 
 def lint_pending(config: Config, engine: sa.Engine) -> list[Finding] | None:

@@ -17,15 +17,16 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from vestige.autogen import KEPT_NOTE, RENAME_NOTE
+from vestige.check import MESSAGES
 
-MODELS = '''
+MODELS = """
 import os
 
 import sqlalchemy as sa
@@ -66,9 +67,9 @@ if STAGE >= 4:
         title: Mapped[str] = mapped_column(sa.String(100))
 
 configure_mappers()
-'''
+"""
 
-ENV = '''
+ENV = """
 import sqlalchemy as sa
 from alembic import context
 
@@ -88,9 +89,44 @@ with engine.connect() as connection:
     with context.begin_transaction():
         context.run_migrations()
 engine.dispose()
-'''
+"""
 
-DRIVER = '''
+# Imports the heavy libraries once, then forks a child per stage (a fresh Continuum, no
+# import cost): each request is one JSON line on stdin, answered by "DONE <exit code>".
+SERVER = """
+import json
+import os
+import sys
+import traceback
+
+import alembic.command
+import alembic.config
+import sqlalchemy.orm
+import sqlalchemy_continuum
+import vestige.check
+import vestige.migrations
+
+STAGE_SCRIPT = compile(open("stage.py").read(), "stage.py", "exec")
+for line in sys.stdin:
+    request = json.loads(line)
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.environ.update(request["env"])
+        code = 0
+        try:
+            exec(STAGE_SCRIPT, {"__name__": "stage", **request["globals"]})
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    print("DONE", os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+STAGE = """
 import json
 import re
 import sys
@@ -105,7 +141,6 @@ from sqlalchemy_continuum import version_class
 import scratch_models as m
 from vestige.check import check
 
-url, stage, plan = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 config = Config()
 config.set_main_option("script_location", str(Path("migrations").resolve()))
 config.set_main_option("sqlalchemy.url", url)
@@ -129,8 +164,10 @@ if "autogen" in plan:
         up, down = rest.split("def downgrade() -> None:")
         up_lines = ["    rename_column('author', 'name', 'full_name')", *keep_native(up)]
         down_lines = [*keep_native(down), "    rename_column('author', 'full_name', 'name')"]
-        head = head.replace("import sqlalchemy as sa",
-                            "import sqlalchemy as sa\\nfrom vestige.migrations import rename_column")
+        head = head.replace(
+            "import sqlalchemy as sa",
+            "import sqlalchemy as sa\\nfrom vestige.migrations import rename_column",
+        )
         Path(script.path).write_text(
             head + "def upgrade() -> None:\\n" + "\\n".join(up_lines)
             + "\\n\\n\\ndef downgrade() -> None:\\n" + "\\n".join(down_lines) + "\\n"
@@ -178,52 +215,96 @@ if "read" in plan:
         sa.text("SELECT id FROM author ORDER BY id"))]
 if "check" in plan:
     out["check"] = [f.line() for f in check(config, engine, m.Base.metadata).findings]
+if "drift" in plan:
+    from vestige.native import AuditTrigger
+
+    def findings():
+        return [f.line() for f in check(config, engine, m.Base.metadata).findings]
+
+    old = AuditTrigger("author", ("id", "full_name", "bio"), ("id",))
+    with engine.begin() as connection:
+        connection.execute(sa.text(old.function_sql()))
+    out["stale"] = findings()
+    script = command.revision(config, message="resync", autogenerate=True)
+    out["resync_revision"] = Path(script.path).read_text()
+    command.upgrade(config, "head")
+    out["after_resync"] = findings()
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TRIGGER author_trigger ON author"))
+        connection.execute(sa.text("DROP TRIGGER transaction_trigger ON transaction"))
+    out["missing"] = findings()
 engine.dispose()
-print(json.dumps(out))
-'''
+print("RESULT " + json.dumps(out))
+"""
 
 
-def _project(tmp_path: Path) -> Path:
+class Stages:
+    """Runs stages of the scratch project in forked children of one server process."""
+
+    def __init__(self, project: Path, url: str, native: bool) -> None:
+        self.url = url
+        self.native = native
+        self.stderr = (project / "stderr.txt").open("w")
+        self.server = subprocess.Popen(
+            [sys.executable, "server.py"],
+            cwd=project,
+            env={**os.environ, "PYTHONPATH": str(project)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        self.stderr_path = project / "stderr.txt"
+
+    def run(self, stage: int, plan: str) -> dict[str, Any]:
+        assert self.server.stdin is not None and self.server.stdout is not None
+        request = {
+            "env": {"SCRATCH_STAGE": str(stage), "SCRATCH_NATIVE": "1" if self.native else "0"},
+            "globals": {"url": self.url, "stage": stage, "plan": plan},
+        }
+        self.server.stdin.write(json.dumps(request) + "\n")
+        self.server.stdin.flush()
+        result: dict[str, Any] = {}
+        for line in self.server.stdout:
+            if line.startswith("RESULT "):
+                result = json.loads(line[len("RESULT ") :])
+            elif line.startswith("DONE "):
+                self.stderr.flush()
+                assert line.split()[1] == "0", self.stderr_path.read_text()[-3000:]
+                return result
+        raise AssertionError(f"the stage server died: {self.stderr_path.read_text()[-3000:]}")
+
+    def close(self) -> None:
+        if self.server.stdin:
+            self.server.stdin.close()
+        self.server.wait(timeout=30)
+        if self.server.stdout:
+            self.server.stdout.close()
+        self.stderr.close()
+
+
+@pytest.fixture
+def stages(db_url: str, backend: str, tmp_path: Path) -> Iterator[Stages]:
+    """The scratch project in ``tmp_path``; PostgreSQL runs it with native versioning."""
     (tmp_path / "migrations" / "versions").mkdir(parents=True)
     (tmp_path / "scratch_models.py").write_text(MODELS)
-    (tmp_path / "driver.py").write_text(DRIVER)
+    (tmp_path / "stage.py").write_text(STAGE)
+    (tmp_path / "server.py").write_text(SERVER)
     (tmp_path / "migrations" / "env.py").write_text(ENV)
     root = Path(__file__).resolve().parents[2]
     template = (root / "migrations" / "script.py.mako").read_text()
     (tmp_path / "migrations" / "script.py.mako").write_text(template)
-    # pyproject with [tool.vestige]: the settings on_drop_column is read from
     (tmp_path / "pyproject.toml").write_text('[tool.vestige]\nmodels = "scratch_models"\n')
-    return tmp_path
+    runner = Stages(tmp_path, db_url, native=backend == "postgresql")
+    yield runner
+    runner.close()
 
 
-def _run(project: Path, url: str, stage: int, plan: str, native: bool) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "SCRATCH_STAGE": str(stage),
-        "SCRATCH_NATIVE": "1" if native else "0",
-        "PYTHONPATH": str(project),
-    }
-    result = subprocess.run(
-        [sys.executable, "driver.py", url, str(stage), plan],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    data: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return data
-
-
-def test_stairway_keeps_history_through_add_rename_drop(
-    db_url: str, backend: str, tmp_path: Path
-) -> None:
-    native = backend == "postgresql"
-    project = _project(tmp_path)
+def test_stairway_keeps_history_through_add_rename_drop(stages: Stages) -> None:
+    native = stages.native
     every = "autogen,upgrade,write,read,check"
 
-    first = _run(project, db_url, 1, every, native)
+    first = stages.run(1, every)
     assert first["check"] == []
     assert first["author_versions"] == [[1, "author 1", 0, False], [1, "author 1 renamed", 1, True]]
     if native:
@@ -231,7 +312,7 @@ def test_stairway_keeps_history_through_add_rename_drop(
         assert "native.sync_audit_trigger('author', ['id', 'name', 'bio']" in first["revision"]
         assert "native.drop_audit_trigger('author')" in first["revision"]
 
-    second = _run(project, db_url, 2, every, native)
+    second = stages.run(2, every)
     rename_note = RENAME_NOTE.format(table="author", old="name", new="full_name")
     assert " ".join(rename_note.split()[:8]) in " ".join(second["revision"].split())
     assert second["check"] == []
@@ -245,7 +326,7 @@ def test_stairway_keeps_history_through_add_rename_drop(
         [2, "author 2 renamed", 1, True],
     ]
 
-    third = _run(project, db_url, 3, every, native)
+    third = stages.run(3, every)
     kept = KEPT_NOTE.format(version_table="author_version", table="author", column="bio")
     assert " ".join(kept.split()[:6]) in " ".join(third["revision"].split())
     assert re.search(r"drop_column\((?:'author', )?'bio'\)", third["revision"])
@@ -253,7 +334,7 @@ def test_stairway_keeps_history_through_add_rename_drop(
     assert third["check"] == []
     assert len(third["author_versions"]) == 6
 
-    fourth = _run(project, db_url, 4, every, native)
+    fourth = stages.run(4, every)
     assert fourth["check"] == []
     assert fourth["book_versions"] == [[4, 0], [4, 2]]
     if native:
@@ -262,7 +343,7 @@ def test_stairway_keeps_history_through_add_rename_drop(
 
     # down to stage 1 (bio back, name back) and up again: rows and history stay, and
     # versioning (native: the restored, then rebuilt triggers) still works
-    again = _run(project, db_url, 4, "roundtrip,write,read,check", native)
+    again = stages.run(4, "roundtrip,write,read,check" + ",drift" * native)
     assert again["check"] == []
     assert again["authors"] == [[1], [2], [3], [4], [104]]
     assert again["author_versions"][:8] == fourth["author_versions"]
@@ -271,3 +352,24 @@ def test_stairway_keeps_history_through_add_rename_drop(
         [104, "author 4 renamed", 1, True],
     ]
     assert again["book_versions"] == [[104, 0], [104, 2]]
+
+    if native:
+        _assert_native_drift_found(again)
+
+
+def _assert_native_drift_found(drift: dict[str, Any]) -> None:
+    """``vestige check`` on a stale, then a missing trigger; autogenerate repairs the first."""
+    assert drift["stale"] == [
+        "author: native versioning: audit function author_audit does not match the current "
+        "columns; fix: " + MESSAGES["stale-trigger"][1]
+    ]
+    assert (
+        "native.sync_audit_trigger('author', ['id', 'full_name'], primary_key=['id'])"
+        in (drift["resync_revision"])
+    )
+    assert drift["after_resync"] == []
+    assert [line.split(":")[0] for line in drift["missing"]] == ["transaction", "author"]
+    assert "transaction trigger (or hstore) is missing" in drift["missing"][0]
+    assert (
+        "audit trigger author_trigger or function author_audit is missing" in (drift["missing"][1])
+    )
