@@ -193,7 +193,7 @@ def check(
     check_version_tables(metadata)
     heads = tuple(ScriptDirectory.from_config(config).get_heads())
     native_count = len(native.expected_audit_triggers(metadata, manager))
-    version_count = len(expected_version_tables(metadata) - {"transaction"})
+    version_count = len(_version_tables(metadata, manager))
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
         findings = _history(heads, current)
@@ -232,7 +232,7 @@ def _comparison(connection: sa.Connection, metadata: sa.MetaData, manager: Any) 
             "include_object": kept_history_column(metadata),
         },
     )
-    version_tables = _version_tables(metadata)
+    version_tables = _version_tables(metadata, manager)
     special = _special_tables(metadata, manager)
     diffs = list(_flatten(compare_metadata(context, metadata)))
     # A missing table is one finding, not one more per index it would have had.
@@ -244,8 +244,8 @@ def _comparison(connection: sa.Connection, metadata: sa.MetaData, manager: Any) 
     ]
 
 
-def _version_tables(metadata: sa.MetaData) -> dict[str, tuple[str, str]]:
-    """``{version table: (model class name, base table)}``."""
+def _version_tables(metadata: sa.MetaData, manager: Any) -> dict[str, tuple[str, str]]:
+    """``{version table: (what it versions, base table)}``, association tables included."""
     from vestige.autogen import version_tables_by_base
     from vestige.migrations import _versioned_mappers
 
@@ -257,6 +257,10 @@ def _version_tables(metadata: sa.MetaData) -> dict[str, tuple[str, str]]:
             found[by_base[table.name]] = (mapper.class_.__name__, table.name)
     for name in expected_version_tables(metadata) - {"transaction"} - set(found):
         found[name] = (name, name.removesuffix("_version"))
+    for table in getattr(manager, "association_version_tables", ()):
+        if table.metadata is metadata:
+            base = table.name.removesuffix("_version")
+            found[table.name] = (f"the {base} association", base)
     return found
 
 
