@@ -55,17 +55,20 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:
+    if isinstance(connection, sa.Connection):
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = sa.create_engine(_database_url(), poolclass=sa.pool.NullPool)
+    # an Engine handed over (pytest-alembic, vestige.testing) is the caller's to dispose
+    handed = isinstance(connection, sa.Engine)
+    engine = connection if handed else sa.create_engine(_database_url(), poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
-    engine.dispose()
+    if not handed:
+        engine.dispose()
 
 
 if context.is_offline_mode():
