@@ -1,5 +1,4 @@
 """Autogenerate on the reference project when the models dropped or renamed a column.
-
 The database is given what older models had (``package.legacy`` with history in
 ``package_version.legacy``, ``homepage`` under an old name); autogenerate then proposes
 the change, and Vestige decides what happens to the history.
@@ -11,6 +10,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -20,6 +20,9 @@ from tests.conftest import ROOT
 from tests.conftest import alembic_config as make_config
 from vestige.autogen import DROPPED_NOTE, KEPT_NOTE, RENAME_NOTE
 from vestige.check import check
+from vestige.testing import fast_sqlite  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.usefixtures("fast_sqlite")
 
 
 def _flat(text: str) -> str:

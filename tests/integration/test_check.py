@@ -17,6 +17,9 @@ from tests.conftest import alembic_config as make_config
 from vestige.check import MESSAGES, check
 from vestige.cli import app
 from vestige.cli_check import LINT_NOTHING, LINT_SKIPPED, OK_LINE
+from vestige.testing import fast_sqlite  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.usefixtures("fast_sqlite")
 
 INITIAL = "cfb1554cb576"
 AUTOGENERATE_FIX = MESSAGES["missing-version-table"][1]
