@@ -78,7 +78,8 @@ from vestige.migrations import check_version_tables, comparison_options
 
 metadata = scratch_models.Base.metadata
 check_version_tables(metadata)
-engine = sa.create_engine(context.config.get_main_option("sqlalchemy.url"))
+handed = context.config.attributes.get("connection")  # vestige.testing hands an Engine
+engine = handed or sa.create_engine(context.config.get_main_option("sqlalchemy.url"))
 with engine.connect() as connection:
     context.configure(
         connection=connection,
@@ -106,6 +107,12 @@ import sqlalchemy_continuum
 import vestige.check
 import vestige.migrations
 
+sqlalchemy.event.listen(
+    sqlalchemy.pool.Pool,
+    "connect",
+    lambda dbapi, record: dbapi.execute("PRAGMA synchronous=OFF")
+    if dbapi.__class__.__module__ == "sqlite3" else None,
+)
 STAGE_SCRIPT = compile(open("stage.py").read(), "stage.py", "exec")
 for line in sys.stdin:
     request = json.loads(line)
@@ -215,6 +222,50 @@ if "read" in plan:
         sa.text("SELECT id FROM author ORDER BY id"))]
 if "check" in plan:
     out["check"] = [f.line() for f in check(config, engine, m.Base.metadata).findings]
+if "plugin" in plan:
+    # vestige.testing's checks over this history, on a database of their own
+    from pytest_alembic import Config as PluginConfig
+    from pytest_alembic import runner
+
+    from vestige import testing
+
+    if url.startswith("sqlite"):
+        plugin_url = url.replace(".db", "_plugin.db")
+    else:
+        server = sa.make_url(url)
+        plugin_url = server.set(database=f"{server.database}_plugin").render_as_string(False)
+        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{server.database}_plugin"'))
+    plugin_engine = sa.create_engine(plugin_url)
+    plugin_config = Config()
+    plugin_config.set_main_option("script_location", str(Path("migrations").resolve()))
+    plugin_config.set_main_option("sqlalchemy.url", plugin_url)
+    for test in (
+        testing.test_versioning_works_at_every_step,
+        testing.test_up_down_up_keeps_rows,
+        testing.test_vestige_check_at_head,
+    ):
+        if url.startswith("sqlite"):
+            plugin_engine.dispose()
+            Path(plugin_url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        else:
+            with plugin_engine.begin() as connection:
+                connection.execute(sa.text("DROP SCHEMA public CASCADE"))
+                connection.execute(sa.text("CREATE SCHEMA public"))
+        with runner(PluginConfig.from_raw_config(plugin_config), plugin_engine) as context:
+            if test is testing.test_up_down_up_keeps_rows:
+                test(context, plugin_engine, {})
+            elif test is testing.test_vestige_check_at_head:
+                test(context, plugin_engine, m.Base.metadata)
+            else:
+                test(context, plugin_engine, m.Base.metadata, {})
+        out.setdefault("plugin", []).append(test.__name__)
+    plugin_engine.dispose()
+    if not url.startswith("sqlite"):
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE "{server.database}_plugin" WITH (FORCE)'))
+        admin.dispose()
 if "drift" in plan:
     from vestige.native import AuditTrigger
 
@@ -343,8 +394,13 @@ def test_stairway_keeps_history_through_add_rename_drop(stages: Stages) -> None:
 
     # down to stage 1 (bio back, name back) and up again: rows and history stay, and
     # versioning (native: the restored, then rebuilt triggers) still works
-    again = stages.run(4, "roundtrip,write,read,check" + ",drift" * native)
+    again = stages.run(4, "roundtrip,write,read,check,plugin" + ",drift" * native)
     assert again["check"] == []
+    assert again["plugin"] == [
+        "test_versioning_works_at_every_step",
+        "test_up_down_up_keeps_rows",
+        "test_vestige_check_at_head",
+    ]
     assert again["authors"] == [[1], [2], [3], [4], [104]]
     assert again["author_versions"][:8] == fourth["author_versions"]
     assert again["author_versions"][8:] == [
