@@ -37,8 +37,9 @@ DROPPED_NOTE = (
 )
 RENAME_NOTE = (
     "vestige: {table}.{old} dropped and {table}.{new} added with the same type: if this "
-    "is a rename, replace both with vestige.migrations.rename_column({table!r}, {old!r}, "
-    "{new!r}) to keep the values and their history"
+    "is a rename, replace these operations on {table} and {version_table} with "
+    "vestige.migrations.rename_column({table!r}, {old!r}, {new!r}), which renames both and "
+    "keeps the values and their history"
 )
 NOT_NULL_NOTE = "vestige: {version_table}.{column} becomes nullable, so new versions can omit it"
 
@@ -69,12 +70,11 @@ def on_drop_column_setting(context: Any) -> str:
 class HistoryNoteOp(ops.MigrateOperation):
     """A comment in the revision: what Vestige did or suggests, and why."""
 
-    def __init__(self, text: str, reverse_text: str | None = None) -> None:
+    def __init__(self, text: str) -> None:
         self.text = text
-        self.reverse_text = reverse_text if reverse_text is not None else text
 
     def reverse(self) -> HistoryNoteOp:
-        return HistoryNoteOp(self.reverse_text, self.text)
+        return self
 
     def to_diff_tuple(self) -> tuple[Any, ...]:
         return ("vestige_note", self.text)
@@ -228,7 +228,7 @@ def rewrite(context: Any, script: ops.MigrationScript, metadata: sa.MetaData) ->
         if version_table is None:
             continue
         _handle_drops(upgrade_ops, inspector, table, version_table, changes, mode, notes)
-        _point_out_renames(table, changes, notes)
+        _point_out_renames(table, version_table, changes, notes)
     upgrade_ops.ops[:0] = notes
     if connection is not None and connection.dialect.name == "postgresql":
         # Drops go first (their reverse must follow the table's re-creation on downgrade),
@@ -238,7 +238,10 @@ def rewrite(context: Any, script: ops.MigrationScript, metadata: sa.MetaData) ->
                 upgrade_ops.ops.insert(0, item)
             else:
                 upgrade_ops.ops.append(item)
-    script.downgrade_ops = upgrade_ops.reverse()
+    downgrade_ops = upgrade_ops.reverse()
+    # the notes explain the upgrade; repeating them under downgrade() is noise
+    downgrade_ops.ops = [op for op in downgrade_ops.ops if not isinstance(op, HistoryNoteOp)]
+    script.downgrade_ops = downgrade_ops
 
 
 def _handle_drops(
@@ -286,7 +289,9 @@ def _handle_drops(
         upgrade_ops.ops.remove(version_ops)
 
 
-def _point_out_renames(table: str, changes: _TableChanges, notes: list[HistoryNoteOp]) -> None:
+def _point_out_renames(
+    table: str, version_table: str, changes: _TableChanges, notes: list[HistoryNoteOp]
+) -> None:
     for dropped in changes.dropped:
         old_column = dropped.to_column()
         for added in changes.added:
@@ -294,7 +299,10 @@ def _point_out_renames(table: str, changes: _TableChanges, notes: list[HistoryNo
                 notes.append(
                     HistoryNoteOp(
                         RENAME_NOTE.format(
-                            table=table, old=dropped.column_name, new=added.column.name
+                            table=table,
+                            version_table=version_table,
+                            old=dropped.column_name,
+                            new=added.column.name,
                         )
                     )
                 )

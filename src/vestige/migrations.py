@@ -191,9 +191,10 @@ def rename_column(table: str, old: str, new: str, *, version_table: str | None =
 def rename_table(old: str, new: str, *, version_suffix: str = "_version") -> None:
     """In a revision: rename a versioned table and its version table together.
 
+    Indexes named after the old table (``ix_<old>_...``, the naming convention's) are
+    renamed too, so the next autogenerate finds nothing to do; other constraint names stay.
     On PostgreSQL the old audit trigger and function (native versioning) are dropped: they
-    write to the old version table. Index and constraint names keep the old table's name
-    until a later autogenerate renames them.
+    write to the old version table; keep the trigger autogenerate wrote for the new table.
     """
     from alembic import op
 
@@ -201,6 +202,28 @@ def rename_table(old: str, new: str, *, version_suffix: str = "_version") -> Non
         from vestige import native
 
         native.drop_audit_trigger(old)
-    op.rename_table(old, new)
+    pairs = [(old, new)]
     if _has_table(f"{old}{version_suffix}"):
-        op.rename_table(f"{old}{version_suffix}", f"{new}{version_suffix}")
+        pairs.append((f"{old}{version_suffix}", f"{new}{version_suffix}"))
+    for before, after in pairs:
+        op.rename_table(before, after)
+        _rename_indexes(after, before, after)
+
+
+def _rename_indexes(table: str, old: str, new: str) -> None:
+    from alembic import op
+
+    if op.get_context().as_sql:
+        return
+    prefix = f"ix_{old}_"
+    for index in sa.inspect(op.get_bind()).get_indexes(table):
+        name = index["name"]
+        columns = [column for column in index["column_names"] if column is not None]
+        if not name or not name.startswith(prefix) or len(columns) != len(index["column_names"]):
+            continue
+        renamed = f"ix_{new}_{name[len(prefix) :]}"
+        if op.get_context().dialect.name == "postgresql":
+            op.execute(f'ALTER INDEX "{name}" RENAME TO "{renamed}"')
+        else:
+            op.drop_index(name, table_name=table)
+            op.create_index(renamed, table, columns, unique=bool(index["unique"]))

@@ -61,7 +61,14 @@ def test_dropped_column_keeps_history_unless_told(
     assert dropping is not None and not isinstance(dropping, list)
     text = _flat(Path(dropping.path).read_text())
     assert _flat(DROPPED_NOTE.format(**names)) in text
-    assert _flat(RENAME_NOTE.format(table="package", old="home_url", new="homepage")) in text
+    assert (
+        _flat(
+            RENAME_NOTE.format(
+                table="package", version_table="package_version", old="home_url", new="homepage"
+            )
+        )
+        in text
+    )
     command.upgrade(_config(db_url, scripts), "head")
     assert "legacy" not in _version_columns(migrated_engine)
     command.downgrade(_config(db_url, scripts), "-1")

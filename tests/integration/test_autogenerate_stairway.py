@@ -7,7 +7,8 @@ runs native versioning, where the triggers write the versions.
 
 Stages: 1 creates ``author``; 2 renames ``name`` to ``full_name`` (autogenerate points out
 the rename; the revision is edited to ``rename_column`` as the note says); 3 drops ``bio``
-(its history is kept); 4 adds ``book``. Then down to base and back up, rows kept.
+(its history is kept); 4 adds ``book``; 5 renames it ``volume`` (``rename_table``). Then
+down three revisions and back up: rows kept, versioning works, vestige.testing passes.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Author(Base):
 
 if STAGE >= 4:
     class Book(Base):
-        __tablename__ = "book"
+        __tablename__ = "book" if STAGE < 5 else "volume"
         __versioned__ = {}
         id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
         author_id: Mapped[int] = mapped_column(sa.ForeignKey("author.id"))
@@ -163,21 +164,30 @@ if "autogen" in plan:
     script = command.revision(config, message=f"stage {stage}", autogenerate=True)
     text = Path(script.path).read_text()
     out["revision"] = text
-    if stage == 2:
-        # As the rename note says: replace the drop and the add with rename_column.
-        def keep_native(body):
-            return [line for line in body.splitlines() if "native." in line]
+    if stage in (2, 5):
+        # As the rename note says: replace the drop and the add with rename_column; a
+        # table rename likewise with rename_table. Trigger drops go first, (re)builds last.
+        call = {
+            2: ("rename_column('author', 'name', 'full_name')",
+                "rename_column('author', 'full_name', 'name')"),
+            5: ("rename_table('book', 'volume')", "rename_table('volume', 'book')"),
+        }[stage]
+
+        def around(body, rename):
+            native = [line for line in body.splitlines() if "native." in line]
+            drops = [line for line in native if "drop_audit_trigger" in line]
+            rest = [line for line in native if line not in drops]
+            return [*drops, "    " + rename, *rest]
+
         head, rest = text.split("def upgrade() -> None:")
         up, down = rest.split("def downgrade() -> None:")
-        up_lines = ["    rename_column('author', 'name', 'full_name')", *keep_native(up)]
-        down_lines = [*keep_native(down), "    rename_column('author', 'full_name', 'name')"]
         head = head.replace(
             "import sqlalchemy as sa",
-            "import sqlalchemy as sa\\nfrom vestige.migrations import rename_column",
+            "import sqlalchemy as sa\\nfrom vestige.migrations import rename_column, rename_table",
         )
         Path(script.path).write_text(
-            head + "def upgrade() -> None:\\n" + "\\n".join(up_lines)
-            + "\\n\\n\\ndef downgrade() -> None:\\n" + "\\n".join(down_lines) + "\\n"
+            head + "def upgrade() -> None:\\n" + "\\n".join(around(up, call[0]))
+            + "\\n\\n\\ndef downgrade() -> None:\\n" + "\\n".join(around(down, call[1])) + "\\n"
         )
 if "roundtrip" in plan:
     command.downgrade(config, "-3")
@@ -364,7 +374,9 @@ def test_stairway_keeps_history_through_add_rename_drop(stages: Stages) -> None:
         assert "native.drop_audit_trigger('author')" in first["revision"]
 
     second = stages.run(2, every)
-    rename_note = RENAME_NOTE.format(table="author", old="name", new="full_name")
+    rename_note = RENAME_NOTE.format(
+        table="author", version_table="author_version", old="name", new="full_name"
+    )
     assert " ".join(rename_note.split()[:8]) in " ".join(second["revision"].split())
     assert second["check"] == []
     # renamed, not dropped: stage 1's history reads under the new name
@@ -392,22 +404,30 @@ def test_stairway_keeps_history_through_add_rename_drop(stages: Stages) -> None:
         assert "native.sync_audit_trigger('book'" in fourth["revision"]
         assert "sync_audit_trigger('author'" not in fourth["revision"]
 
-    # down to stage 1 (bio back, name back) and up again: rows and history stay, and
+    fifth = stages.run(5, every)
+    assert fifth["check"] == []
+    # renamed with its version table: book's history reads as volume's
+    assert fifth["book_versions"] == [[4, 0], [4, 2], [5, 0], [5, 2]]
+    if native:
+        assert "native.sync_audit_trigger('volume'" in fifth["revision"]
+        assert "native.drop_audit_trigger('book')" in fifth["revision"]
+
+    # down to stage 2 (book gone, bio back) and up again: rows and history stay, and
     # versioning (native: the restored, then rebuilt triggers) still works
-    again = stages.run(4, "roundtrip,write,read,check,plugin" + ",drift" * native)
+    again = stages.run(5, "roundtrip,write,read,check,plugin" + ",drift" * native)
     assert again["check"] == []
     assert again["plugin"] == [
         "test_versioning_works_at_every_step",
         "test_up_down_up_keeps_rows",
         "test_vestige_check_at_head",
     ]
-    assert again["authors"] == [[1], [2], [3], [4], [104]]
-    assert again["author_versions"][:8] == fourth["author_versions"]
-    assert again["author_versions"][8:] == [
-        [104, "author 4", 0, False],
-        [104, "author 4 renamed", 1, True],
+    assert again["authors"] == [[1], [2], [3], [4], [5], [105]]
+    assert again["author_versions"][:10] == fifth["author_versions"]
+    assert again["author_versions"][10:] == [
+        [105, "author 5", 0, False],
+        [105, "author 5 renamed", 1, True],
     ]
-    assert again["book_versions"] == [[104, 0], [104, 2]]
+    assert again["book_versions"] == [[105, 0], [105, 2]]
 
     if native:
         _assert_native_drift_found(again)
