@@ -14,9 +14,11 @@ pytest-alembic::
         return sqlalchemy.create_engine("postgresql+psycopg2://...")
 
     # test_migrations.py
-    from vestige.testing import *    # the seven tests below (and the fixtures)
+    from vestige.testing import *    # the seven tests below (``__all__`` holds only tests)
 
-Without ``pytest_plugins``, importing the fixtures by name into the test module works too.
+The fixtures come with ``pytest_plugins``; without it, import them by name into the test
+module (``from vestige.testing import alembic_runner, vestige_metadata, ...``). A star
+import never brings fixtures, so it cannot shadow the ``alembic_engine`` of your conftest.
 pytest-alembic's own collection hook fails on pytest 9 (0.13.1); vestige.testing does not
 need it: add ``-p no:pytest_alembic`` to pytest's ``addopts`` if you see
 ``'TestCollector' object has no attribute '_nodeid'``.
@@ -79,10 +81,6 @@ from vestige.registry import import_models
 from vestige.versioning import versioning_manager
 
 __all__ = [
-    "alembic_config",
-    "alembic_engine",
-    "alembic_runner",
-    "fast_sqlite",
     "test_model_definitions_match_ddl",
     "test_single_head_revision",
     "test_up_down_consistency",
@@ -90,8 +88,6 @@ __all__ = [
     "test_upgrade",
     "test_versioning_works_at_every_step",
     "test_vestige_check_at_head",
-    "vestige_metadata",
-    "vestige_row_values",
 ]
 
 INSERT, UPDATE, DELETE = 0, 1, 2
