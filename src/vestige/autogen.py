@@ -25,6 +25,7 @@ from alembic.operations import ops
 from vestige import native
 from vestige.config import load_settings
 from vestige.errors import ConfigError
+from vestige.migrations import version_tables_by_base
 from vestige.versioning import versioning_manager
 
 ON_DROP_COLUMN = ("keep", "drop")
@@ -200,27 +201,15 @@ def _modify_ops(upgrade_ops: ops.UpgradeOps, table: str, schema: str | None) -> 
     return created
 
 
-def version_tables_by_base(metadata: sa.MetaData) -> dict[str, str]:
-    """``{base table: version table}`` for the versioned models of ``metadata``."""
-    from vestige.migrations import _version_table_name, _versioned_mappers
-
-    found: dict[str, str] = {}
-    for mapper in _versioned_mappers(metadata):
-        name = _version_table_name(mapper)
-        table = mapper.local_table
-        if name and isinstance(table, sa.Table):
-            found[table.name] = name
-    return found
-
-
 def rewrite(context: Any, script: ops.MigrationScript, metadata: sa.MetaData) -> None:
     """Apply Vestige's rules to one proposed revision (see the module docstring)."""
-    upgrade_ops = script.upgrade_ops
-    if upgrade_ops is None:
+    upgrade_ops = getattr(script, "upgrade_ops", None)
+    if not isinstance(upgrade_ops, ops.UpgradeOps):
         return
     versioned = version_tables_by_base(metadata)
     mode = on_drop_column_setting(context)
-    connection: sa.Connection | None = context.bind
+    bind = getattr(context, "bind", None)
+    connection = bind if isinstance(bind, sa.Connection) else None
     inspector = sa.inspect(connection) if connection is not None else None
     notes: list[HistoryNoteOp] = []
     for table, changes in _changes(upgrade_ops).items():

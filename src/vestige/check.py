@@ -28,7 +28,12 @@ from alembic.script import ScriptDirectory
 
 from vestige import native
 from vestige.errors import ConfigError
-from vestige.migrations import check_version_tables, expected_version_tables, kept_history_column
+from vestige.migrations import (
+    check_version_tables,
+    expected_version_tables,
+    kept_history_column,
+    versioned_classes_by_version_table,
+)
 from vestige.versioning import versioning_manager
 
 __all__ = ["CheckReport", "Finding", "check", "models_metadata", "project_alembic_config"]
@@ -246,15 +251,7 @@ def _comparison(connection: sa.Connection, metadata: sa.MetaData, manager: Any) 
 
 def _version_tables(metadata: sa.MetaData, manager: Any) -> dict[str, tuple[str, str]]:
     """``{version table: (what it versions, base table)}``, association tables included."""
-    from vestige.autogen import version_tables_by_base
-    from vestige.migrations import _versioned_mappers
-
-    by_base = version_tables_by_base(metadata)
-    found = {}
-    for mapper in _versioned_mappers(metadata):
-        table = mapper.local_table
-        if isinstance(table, sa.Table) and table.name in by_base:
-            found[by_base[table.name]] = (mapper.class_.__name__, table.name)
+    found = versioned_classes_by_version_table(metadata)
     for name in expected_version_tables(metadata) - {"transaction"} - set(found):
         found[name] = (name, name.removesuffix("_version"))
     for table in getattr(manager, "association_version_tables", ()):

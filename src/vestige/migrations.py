@@ -41,6 +41,8 @@ __all__ = [
     "process_revision_directives",
     "rename_column",
     "rename_table",
+    "version_tables_by_base",
+    "versioned_classes_by_version_table",
 ]
 
 
@@ -80,6 +82,26 @@ def expected_version_tables(metadata: sa.MetaData) -> set[str]:
     if expected:
         expected.add("transaction")
     return expected
+
+
+def version_tables_by_base(metadata: sa.MetaData) -> dict[str, str]:
+    """``{base table: version table}`` for the versioned models of ``metadata``."""
+    found: dict[str, str] = {}
+    for mapper in _versioned_mappers(metadata):
+        name = _version_table_name(mapper)
+        if name and isinstance(mapper.local_table, sa.Table):
+            found[mapper.local_table.name] = name
+    return found
+
+
+def versioned_classes_by_version_table(metadata: sa.MetaData) -> dict[str, tuple[str, str]]:
+    """``{version table: (model class name, base table)}`` for the models of ``metadata``."""
+    found: dict[str, tuple[str, str]] = {}
+    for mapper in _versioned_mappers(metadata):
+        name = _version_table_name(mapper)
+        if name and isinstance(mapper.local_table, sa.Table):
+            found[name] = (mapper.class_.__name__, mapper.local_table.name)
+    return found
 
 
 def missing_version_tables(metadata: sa.MetaData) -> list[str]:
