@@ -45,6 +45,27 @@ RENAME_NOTE = (
 NOT_NULL_NOTE = "vestige: {version_table}.{column} becomes nullable, so new versions can omit it"
 
 
+MIGRATIONS_KEYS = frozenset({"on_drop_column"})
+
+
+def migrations_section(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``[tool.vestige.migrations]``, checked for keys Vestige does not know.
+
+    Raises:
+        ConfigError: It is not a table, or has unknown keys.
+    """
+    section = raw.get("migrations", {})
+    if not isinstance(section, Mapping):
+        raise ConfigError("[tool.vestige.migrations] must be a table")
+    unknown = sorted(set(section) - MIGRATIONS_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in [tool.vestige.migrations]: {', '.join(unknown)}; "
+            f"known keys are {', '.join(sorted(MIGRATIONS_KEYS))}"
+        )
+    return section
+
+
 def on_drop_column_setting(context: Any) -> str:
     """``keep`` or ``drop``: ``-x on_drop_column=...`` wins over ``[tool.vestige.migrations]``.
 
@@ -56,8 +77,7 @@ def on_drop_column_setting(context: Any) -> str:
     if environment is not None:
         value = environment.get_x_argument(as_dictionary=True).get("on_drop_column")
     if value is None:
-        section = load_settings().raw.get("migrations", {})
-        value = section.get("on_drop_column", "keep") if isinstance(section, Mapping) else None
+        value = migrations_section(load_settings().raw).get("on_drop_column", "keep")
     if value not in ON_DROP_COLUMN:
         raise ConfigError(
             f"[tool.vestige.migrations] on_drop_column must be 'keep' or 'drop', not {value!r}"

@@ -84,7 +84,7 @@ def test_check_json_reports_each_finding(at_head: sa.Engine, db_url: str) -> Non
     ]
 
 
-def test_check_finds_missing_version_column_and_plugin_table(
+def test_check_finds_missing_or_mistyped_version_column_and_plugin_table(
     at_head: sa.Engine, db_url: str
 ) -> None:
     _ddl(
@@ -92,12 +92,20 @@ def test_check_finds_missing_version_column_and_plugin_table(
         "ALTER TABLE package_version DROP COLUMN summary",
         "DROP TABLE transaction_changes",
     )
-    assert sorted(_lines(db_url)) == [
+    expected = [
         "package_version: column summary of package is missing: versions cannot record it; "
         f"fix: {AUTOGENERATE_FIX}",
         "transaction_changes: the TransactionChangesPlugin plugin's table is missing; "
         f"fix: {AUTOGENERATE_FIX}",
     ]
+    if at_head.dialect.name == "postgresql":  # SQLite cannot change a column's type in place
+        _ddl(at_head, "ALTER TABLE release_version ALTER COLUMN version TYPE INTEGER USING NULL")
+        expected.insert(
+            1,
+            "release_version: column version is INTEGER, the models say VARCHAR(64); "
+            f"fix: {AUTOGENERATE_FIX}",
+        )
+    assert sorted(_lines(db_url)) == expected
 
 
 def test_check_accepts_kept_history_but_not_a_required_extra_column(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from vestige.autogen import on_drop_column_setting
+from vestige.autogen import migrations_section, on_drop_column_setting
 from vestige.errors import ConfigError
 
 
@@ -34,3 +34,13 @@ def test_x_argument_wins() -> None:
 def test_bad_value_is_refused() -> None:
     with pytest.raises(ConfigError, match="on_drop_column must be 'keep' or 'drop', not 'purge'"):
         on_drop_column_setting(_Context(on_drop_column="purge"))
+
+
+def test_section_keys_are_checked() -> None:
+    assert migrations_section({"migrations": {"on_drop_column": "drop"}}) == {
+        "on_drop_column": "drop"
+    }
+    with pytest.raises(
+        ConfigError, match=r"unknown key\(s\) in \[tool.vestige.migrations\]: on_drop"
+    ):
+        migrations_section({"migrations": {"on_drop": "drop"}})
