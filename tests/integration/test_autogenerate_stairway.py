@@ -233,34 +233,16 @@ if "read" in plan:
 if "check" in plan:
     out["check"] = [f.line() for f in check(config, engine, m.Base.metadata).findings]
 if "plugin" in plan:
-    # vestige.testing's checks over this history, on a database of their own
+    # vestige.testing's check over this whole history, from an empty database again
     from pytest_alembic import Config as PluginConfig
     from pytest_alembic import runner
 
     from vestige import testing
 
-    if url.startswith("sqlite"):
-        plugin_url = url.replace(".db", "_plugin.db")
-    else:
-        server = sa.make_url(url)
-        plugin_url = server.set(database=f"{server.database}_plugin").render_as_string(False)
-        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{server.database}_plugin"'))
-    plugin_engine = sa.create_engine(plugin_url)
-    plugin_config = Config()
-    plugin_config.set_main_option("script_location", str(Path("migrations").resolve()))
-    plugin_config.set_main_option("sqlalchemy.url", plugin_url)
-    # (its up/down/up and check-at-head run on the reference history; here the roundtrip
-    # and the check at every stage cover them)
-    with runner(PluginConfig.from_raw_config(plugin_config), plugin_engine) as context:
-        testing.test_versioning_works_at_every_step(context, plugin_engine, m.Base.metadata, {})
+    command.downgrade(config, "base")
+    with runner(PluginConfig.from_raw_config(config), engine) as context:
+        testing.test_versioning_works_at_every_step(context, engine, m.Base.metadata, {})
     out["plugin"] = ["test_versioning_works_at_every_step"]
-    plugin_engine.dispose()
-    if not url.startswith("sqlite"):
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE "{server.database}_plugin" WITH (FORCE)'))
-        admin.dispose()
 if "drift" in plan:
     from vestige.native import AuditTrigger
 
