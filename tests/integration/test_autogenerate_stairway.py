@@ -8,7 +8,7 @@ runs native versioning, where the triggers write the versions.
 Stages: 1 creates ``author``; 2 renames ``name`` to ``full_name`` (autogenerate points out
 the rename; the revision is edited to ``rename_column`` as the note says); 3 drops ``bio``
 (its history is kept); 4 adds ``book``; 5 renames it ``volume`` (``rename_table``). Then
-down three revisions and back up: rows kept, versioning works, vestige.testing passes.
+down four revisions and back up: rows kept, versioning works, vestige.testing passes.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ if "autogen" in plan:
             + "\\n\\n\\ndef downgrade() -> None:\\n" + "\\n".join(around(down, call[1])) + "\\n"
         )
 if "roundtrip" in plan:
-    command.downgrade(config, "-3")
+    command.downgrade(config, "-4")
     command.upgrade(config, "head")
 if "upgrade" in plan:
     command.upgrade(config, "head")
@@ -379,7 +379,7 @@ def test_stairway_keeps_history_through_add_rename_drop(stages: Stages) -> None:
         assert "native.sync_audit_trigger('volume'" in fifth["revision"]
         assert "native.drop_audit_trigger('book')" in fifth["revision"]
 
-    # down to stage 2 (book gone, bio back) and up again: rows and history stay, and
+    # down to stage 1 (book gone, bio back, name back) and up: rows and history stay, and
     # versioning (native: the restored, then rebuilt triggers) still works
     again = stages.run(5, "roundtrip,write,read,check,plugin" + ",drift" * native)
     assert again["check"] == []
