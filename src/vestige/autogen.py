@@ -76,6 +76,8 @@ def on_drop_column_setting(context: Any) -> str:
     environment = getattr(context, "environment_context", None)
     if environment is not None:
         value = environment.get_x_argument(as_dictionary=True).get("on_drop_column")
+    if not isinstance(value, str):
+        value = None
     if value is None:
         value = migrations_section(load_settings().raw).get("on_drop_column", "keep")
     if value not in ON_DROP_COLUMN:

@@ -1,9 +1,10 @@
 """A scratch migration history whose models change, driven through autogenerate.
 
-Each stage of the models runs in its own process (Continuum's global state cannot be
-reset in-process): autogenerate a revision, upgrade, write rows, read their history,
-run ``vestige check``. SQLite runs the Python-side (validity) versioning; PostgreSQL
-runs native versioning, where the triggers write the versions.
+Each stage of the models runs in its own process, forked from one that imported the
+libraries once (Continuum's global state cannot be reset in-process): autogenerate a
+revision, upgrade, write rows, read their history, run ``vestige check``. SQLite runs the
+Python-side (validity) versioning; PostgreSQL runs native versioning, where the triggers
+write the versions.
 
 Stages: 1 creates ``author``; 2 renames ``name`` to ``full_name`` (autogenerate points out
 the rename; the revision is edited to ``rename_column`` as the note says); 3 drops ``bio``
