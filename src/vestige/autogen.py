@@ -234,6 +234,7 @@ def rewrite(context: Any, script: ops.MigrationScript, metadata: sa.MetaData) ->
     connection = bind if isinstance(bind, sa.Connection) else None
     inspector = sa.inspect(connection) if connection is not None else None
     notes: list[HistoryNoteOp] = []
+    before = repr(upgrade_ops.as_diffs())
     for table, changes in _changes(upgrade_ops).items():
         version_table = versioned.get(table)
         if version_table is None:
@@ -249,6 +250,8 @@ def rewrite(context: Any, script: ops.MigrationScript, metadata: sa.MetaData) ->
                 upgrade_ops.ops.insert(0, item)
             else:
                 upgrade_ops.ops.append(item)
+    if not notes and repr(upgrade_ops.as_diffs()) == before:
+        return  # nothing of ours: leave Alembic's downgrade as it is
     downgrade_ops = upgrade_ops.reverse()
     # the notes explain the upgrade; repeating them under downgrade() is noise
     downgrade_ops.ops = [op for op in downgrade_ops.ops if not isinstance(op, HistoryNoteOp)]
