@@ -42,6 +42,11 @@ RENAME_NOTE = (
     "vestige.migrations.rename_column({table!r}, {old!r}, {new!r}), which renames both and "
     "keeps the values and their history"
 )
+DROPPED_TABLE_NOTE = (
+    "vestige: {version_table} is dropped with {table}: the history of every {table} row goes; "
+    "remove that drop_table to keep it, or, if {table} is renamed, use "
+    "vestige.migrations.rename_table({table!r}, 'new_name')"
+)
 NOT_NULL_NOTE = "vestige: {version_table}.{column} becomes nullable, so new versions can omit it"
 
 
@@ -241,6 +246,7 @@ def rewrite(context: Any, script: ops.MigrationScript, metadata: sa.MetaData) ->
             continue
         _handle_drops(upgrade_ops, inspector, table, version_table, changes, mode, notes)
         _point_out_renames(table, version_table, changes, notes)
+    notes += _dropped_histories(upgrade_ops)
     upgrade_ops.ops[:0] = notes
     if connection is not None and connection.dialect.name == "postgresql":
         # Drops go first (their reverse must follow the table's re-creation on downgrade),
@@ -301,6 +307,16 @@ def _handle_drops(
             )
     if not version_ops.ops:
         upgrade_ops.ops.remove(version_ops)
+
+
+def _dropped_histories(upgrade_ops: ops.UpgradeOps) -> list[HistoryNoteOp]:
+    """Notes for version tables dropped together with their table (a model removed)."""
+    dropped = {item.table_name for item in upgrade_ops.ops if isinstance(item, ops.DropTableOp)}
+    return [
+        HistoryNoteOp(DROPPED_TABLE_NOTE.format(table=name, version_table=f"{name}_version"))
+        for name in sorted(dropped)
+        if f"{name}_version" in dropped
+    ]
 
 
 def _point_out_renames(

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from vestige.autogen import KEPT_NOTE, RENAME_NOTE
+from vestige.autogen import DROPPED_TABLE_NOTE, KEPT_NOTE, RENAME_NOTE
 from vestige.check import MESSAGES
 
 MODELS = """
@@ -374,6 +374,8 @@ def test_stairway_keeps_history_through_add_rename_drop(stages: Stages) -> None:
 
     fifth = stages.run(5, every)
     assert fifth["check"] == []
+    dropped = DROPPED_TABLE_NOTE.format(table="book", version_table="book_version")
+    assert " ".join(dropped.split()[:10]) in " ".join(fifth["revision"].split())
     # renamed with its version table: book's history reads as volume's
     assert fifth["book_versions"] == [[4, 0], [4, 2], [5, 0], [5, 2]]
     if native:
