@@ -15,7 +15,7 @@ from alembic import context
 
 import models
 from vestige.config import load_settings
-from vestige.migrations import check_version_tables, process_revision_directives
+from vestige.migrations import check_version_tables, comparison_options
 
 config = context.config
 target_metadata = models.Base.metadata
@@ -41,9 +41,10 @@ def _configure(connection: sa.Connection | None = None, url: str | None = None) 
         url=url,
         target_metadata=target_metadata,
         render_as_batch=dialect == "sqlite",
-        compare_type=True,
-        process_revision_directives=process_revision_directives,
         literal_binds=connection is None,
+        # compare_type, the guard again on autogenerate, kept history columns, native
+        # triggers: see vestige.migrations.comparison_options
+        **comparison_options(target_metadata),
     )
 
 
@@ -62,17 +63,20 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
-    if connection is not None:
+    if isinstance(connection, sa.Connection):
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = sa.create_engine(_database_url(), poolclass=sa.pool.NullPool)
+    # an Engine handed over (pytest-alembic, vestige.testing) is the caller's to dispose
+    handed = isinstance(connection, sa.Engine)
+    engine = connection if handed else sa.create_engine(_database_url(), poolclass=sa.pool.NullPool)
     with engine.connect() as connection:
         _configure(connection=connection)
         with context.begin_transaction():
             context.run_migrations()
-    engine.dispose()
+    if not handed:
+        engine.dispose()
 
 
 if context.is_offline_mode():

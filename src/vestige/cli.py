@@ -99,3 +99,7 @@ from vestige import cli_history  # noqa: E402
 
 app.add_command(cli_history.history_command)
 app.add_command(cli_history.restore_command)
+
+from vestige.cli_check import check  # noqa: E402
+
+app.add_command(check)

@@ -9,7 +9,13 @@ passes :func:`process_revision_directives` to ``context.configure`` so that a cu
     check_version_tables(target_metadata)
     context.configure(..., process_revision_directives=process_revision_directives)
 
-Why: Continuum builds the ``*_version`` tables only when the mappers are configured.
+On top of the guard, :func:`comparison_options` gives ``context.configure`` everything
+Vestige adds to autogenerate (kept history columns are not proposed for dropping; see
+:mod:`vestige.autogen` for what happens to a proposed revision), and
+:func:`rename_column` / :func:`rename_table` rename a versioned model's table or column
+together with its version table, history intact.
+
+Why the guard: Continuum builds the ``*_version`` tables only when the mappers are configured.
 An autogenerate run against metadata without them sees every version table in the
 database as unknown and proposes ``DROP TABLE`` for each: the whole history gone in
 one reviewed-looking revision.
@@ -17,7 +23,7 @@ one reviewed-looking revision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,9 +35,14 @@ from vestige.versioning import versioning_manager
 
 __all__ = [
     "check_version_tables",
+    "comparison_options",
     "expected_version_tables",
     "missing_version_tables",
     "process_revision_directives",
+    "rename_column",
+    "rename_table",
+    "version_tables_by_base",
+    "versioned_classes_by_version_table",
 ]
 
 
@@ -73,6 +84,26 @@ def expected_version_tables(metadata: sa.MetaData) -> set[str]:
     return expected
 
 
+def version_tables_by_base(metadata: sa.MetaData) -> dict[str, str]:
+    """``{base table: version table}`` for the versioned models of ``metadata``."""
+    found: dict[str, str] = {}
+    for mapper in _versioned_mappers(metadata):
+        name = _version_table_name(mapper)
+        if name and isinstance(mapper.local_table, sa.Table):
+            found[mapper.local_table.name] = name
+    return found
+
+
+def versioned_classes_by_version_table(metadata: sa.MetaData) -> dict[str, tuple[str, str]]:
+    """``{version table: (model class name, base table)}`` for the models of ``metadata``."""
+    found: dict[str, tuple[str, str]] = {}
+    for mapper in _versioned_mappers(metadata):
+        name = _version_table_name(mapper)
+        if name and isinstance(mapper.local_table, sa.Table):
+            found[name] = (mapper.class_.__name__, mapper.local_table.name)
+    return found
+
+
 def missing_version_tables(metadata: sa.MetaData) -> list[str]:
     """The expected version tables that ``metadata`` does not hold, sorted."""
     return sorted(expected_version_tables(metadata) - set(metadata.tables))
@@ -96,5 +127,125 @@ def check_version_tables(metadata: sa.MetaData | Iterable[sa.MetaData] | None) -
 
 
 def process_revision_directives(context: Any, revision: Any, directives: list[Any]) -> None:
-    """Alembic hook: run :func:`check_version_tables` before a revision is written."""
-    check_version_tables(context.opts.get("target_metadata"))
+    """Alembic hook: run :func:`check_version_tables`, then make the revision history-aware.
+
+    After the guard, each proposed revision goes through :func:`vestige.autogen.rewrite`:
+    dropped columns keep their history, likely renames are pointed out, and native audit
+    triggers follow the columns.
+    """
+    metadata = context.opts.get("target_metadata")
+    check_version_tables(metadata)
+    if not isinstance(metadata, sa.MetaData):
+        return
+    from vestige.autogen import rewrite
+
+    for script in directives:
+        rewrite(context, script, metadata)
+
+
+def kept_history_column(metadata: sa.MetaData) -> Callable[..., bool]:
+    """An ``include_object`` hook that leaves kept history columns out of the comparison.
+
+    A nullable column of a version table that the models no longer have is history kept
+    on purpose (see ``on_drop_column``): autogenerate must not propose dropping it, and
+    ``vestige check`` accepts it.
+    """
+    version_tables = set(expected_version_tables(metadata)) - {"transaction"}
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        if type_ != "column" or not reflected or compare_to is not None:
+            return True
+        table = obj.table
+        key = f"{table.schema}.{table.name}" if table.schema else table.name
+        return not (key in version_tables and obj.nullable)
+
+    return include_object
+
+
+def comparison_options(metadata: sa.MetaData) -> dict[str, Any]:
+    """The ``context.configure`` options Vestige needs, for ``env.py`` and ``vestige check``::
+
+    context.configure(connection=..., target_metadata=target_metadata,
+                      **comparison_options(target_metadata))
+    """
+    return {
+        "compare_type": True,
+        "include_object": kept_history_column(metadata),
+        "process_revision_directives": process_revision_directives,
+    }
+
+
+def _batch(table: str) -> Any:
+    from alembic import op
+
+    return op.batch_alter_table(table)
+
+
+def _has_table(name: str) -> bool:
+    from alembic import op
+
+    if op.get_context().as_sql:  # offline (--sql): nothing to inspect, assume it is there
+        return True
+    return bool(sa.inspect(op.get_bind()).has_table(name))
+
+
+def rename_column(table: str, old: str, new: str, *, version_table: str | None = None) -> None:
+    """In a revision: rename a column of a versioned table and of its version table.
+
+    Values and their history stay (a drop and an add would lose both). On PostgreSQL with
+    native versioning, keep the audit trigger rebuild autogenerate wrote beside it.
+
+    Args:
+        table: The versioned (base) table.
+        old: The column's current name.
+        new: Its new name.
+        version_table: The version table (default ``<table>_version``).
+    """
+    for name in (table, version_table or f"{table}_version"):
+        if name != table and not _has_table(name):
+            continue
+        with _batch(name) as batch:
+            batch.alter_column(old, new_column_name=new)
+
+
+def rename_table(old: str, new: str, *, version_suffix: str = "_version") -> None:
+    """In a revision: rename a versioned table and its version table together.
+
+    Indexes named after the old table (``ix_<old>_...``, the naming convention's) are
+    renamed too, so the next autogenerate finds nothing to do; other constraint names stay.
+    On PostgreSQL the old audit trigger and function (native versioning) are dropped: they
+    write to the old version table; keep the trigger autogenerate wrote for the new table.
+    """
+    from alembic import op
+
+    if op.get_context().dialect.name == "postgresql":
+        from vestige import native
+
+        native.drop_audit_trigger(old)
+    pairs = [(old, new)]
+    if _has_table(f"{old}{version_suffix}"):
+        pairs.append((f"{old}{version_suffix}", f"{new}{version_suffix}"))
+    for before, after in pairs:
+        op.rename_table(before, after)
+        _rename_indexes(after, before, after)
+
+
+def _rename_indexes(table: str, old: str, new: str) -> None:
+    from alembic import op
+
+    if op.get_context().as_sql:
+        return
+    prefix = f"ix_{old}_"
+    for index in sa.inspect(op.get_bind()).get_indexes(table):
+        name = index["name"]
+        columns = [column for column in index["column_names"] if column is not None]
+        if not name or not name.startswith(prefix) or len(columns) != len(index["column_names"]):
+            continue
+        renamed = f"ix_{new}_{name[len(prefix) :]}"
+        if op.get_context().dialect.name == "postgresql":
+            op.execute(f'ALTER INDEX "{name}" RENAME TO "{renamed}"')
+        else:
+            op.drop_index(name, table_name=table)
+            op.create_index(renamed, table, columns, unique=bool(index["unique"]))

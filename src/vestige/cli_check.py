@@ -1,0 +1,83 @@
+"""``vestige check``: versioning still whole after the migrations? (CI and people)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import click
+
+from vestige.check import check as run_check
+from vestige.check import models_metadata, project_alembic_config
+
+if TYPE_CHECKING:
+    from vestige.cli import Project
+
+OK_LINE = "ok: at head {heads}; {version_tables} version tables checked{native}"
+LINT_SKIPPED = "lint: skipped, its rules are PostgreSQL's and this database is {dialect}"
+LINT_NOTHING = "lint: no pending revision takes a long lock"
+
+
+@click.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--lint",
+    is_flag=True,
+    help="Also lint pending revisions for long locks (PostgreSQL, needs squawk-cli).",
+)
+@click.option(
+    "--models",
+    "models_module",
+    metavar="MODULE",
+    default=None,
+    help="Module that declares the versioned models (default: [tool.vestige] models).",
+)
+@click.pass_obj
+def check(project: Project, as_json: bool, lint: bool, models_module: str | None) -> None:
+    """Check that the database is at head and versioning matches the models.
+
+    One line per finding (table: problem; fix: what to run); exit code 1 when
+    anything is found, 2 on bad input.
+
+    \b
+    Example:
+        DATABASE_URL=postgresql+psycopg2://postgres@localhost/app vestige check
+        vestige check --json --lint
+    """
+    project.load_models(models_module)
+    config = project_alembic_config(project.settings.project_root, project.settings.database_url)
+    metadata = models_metadata()
+    with project.engine() as engine:
+        report = run_check(config, engine, metadata)
+        lint_findings = None
+        if lint:
+            from vestige.lint import lint_pending
+
+            lint_findings = lint_pending(config, engine)
+        dialect = engine.dialect.name
+    findings = report.findings + (lint_findings or [])
+    if as_json:
+        data = report.as_dict()
+        data["findings"] = [finding.as_dict() for finding in findings]
+        data["ok"] = not findings
+        if lint:
+            data["lint"] = "skipped" if lint_findings is None else "done"
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for finding in findings:
+            click.echo(finding.line())
+        if lint and lint_findings is None:
+            click.echo(LINT_SKIPPED.format(dialect=dialect))
+        elif lint and not lint_findings:
+            click.echo(LINT_NOTHING)
+        if not findings:
+            native = f", {report.native_tables} native triggers" if report.native_tables else ""
+            click.echo(
+                OK_LINE.format(
+                    heads=", ".join(report.heads),
+                    version_tables=report.version_tables,
+                    native=native,
+                )
+            )
+    if findings:
+        click.get_current_context().exit(1)
