@@ -56,3 +56,9 @@ class VersionTablesMissing(VestigeError):
             "import your models and call vestige.versioning.configure_mappers() before "
             "autogenerate (see README, Migrations)"
         )
+
+
+class PrunerBusy(VestigeError):
+    """Another pruner holds the retention lock on this database."""
+
+    exit_code = 3
