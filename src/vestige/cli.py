@@ -94,3 +94,13 @@ models_option = click.option(
     help="Module that declares the versioned models (default: [tool.vestige] models).",
 )
 """Shared by every command that needs the models: ``@models_option``."""
+
+
+def _register_commands() -> None:
+    # imported here, not at the top: the command modules import this one
+    from vestige.cli_prune import prune
+
+    app.add_command(prune)
+
+
+_register_commands()
