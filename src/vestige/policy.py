@@ -157,6 +157,10 @@ def _rules(table: Mapping[str, Any], where: str, *, allow_models: bool) -> Rules
     return Rules(**values)
 
 
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def load_policy(tool_table: Mapping[str, Any], policy_file: Path | None = None) -> Policy:
     """Read the policy from a file, else from ``[tool.vestige]``'s ``retention`` table.
 
@@ -177,7 +181,7 @@ def load_policy(tool_table: Mapping[str, Any], policy_file: Path | None = None) 
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"policy file {policy_file} is not valid TOML: {exc}") from None
         if "tool" in data:
-            retention = data["tool"].get("vestige", {}).get("retention")
+            retention = _table(_table(data.get("tool")).get("vestige")).get("retention")
             if not isinstance(retention, dict):
                 raise ConfigError(
                     f"{policy_file} has no {PYPROJECT_SECTION} table; "
