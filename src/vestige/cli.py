@@ -96,11 +96,6 @@ models_option = click.option(
 """Shared by every command that needs the models: ``@models_option``."""
 
 
-def _register_commands() -> None:
-    # imported here, not at the top: the command modules import this one
-    from vestige.cli_prune import prune
+from vestige.cli_prune import prune  # noqa: E402
 
-    app.add_command(prune)
-
-
-_register_commands()
+app.add_command(prune)

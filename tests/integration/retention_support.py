@@ -29,6 +29,7 @@ ENTITY_VERSION_TABLES = {
     "package": models.PackageVersion.__table__,
     "release": models.ReleaseVersion.__table__,
 }
+PACKAGE_VERSION_TABLE = ENTITY_VERSION_TABLES["package"]
 ASSOCIATION_VERSION_TABLE = models.Base.metadata.tables["package_maintainer_version"]
 CHANGES = models.Base.metadata.tables["transaction_changes"]
 
