@@ -372,6 +372,8 @@ class _Run:
     def count(self, index: int, target: VersionTable) -> TableReport:
         """A dry run over one version table: what would go, nothing deleted."""
         examined = self._examined(target)
+        if not examined:
+            return TableReport(target.name, 0, 0, 0, None)
         keys, total = self._keys(index, target, index_all=True)
         self.notify(Progress(target.name, total, total))
         oldest = self._oldest(target, sa.not_(self._in_keys(target, keys)))
@@ -381,6 +383,9 @@ class _Run:
     def delete(self, index: int, target: VersionTable) -> TableReport:
         """Delete one version table's prunable rows in committed batches."""
         examined = self._examined(target)
+        if not examined:
+            self.notify(Progress(target.name, 0, 0))
+            return TableReport(target.name, 0, 0, 0, None)
         keys, total = self._keys(index, target, index_all=False)
         self.notify(Progress(target.name, 0, total))
         row_key = _tuple(self._row_key(target))
@@ -411,7 +416,7 @@ class _Run:
         for target in targets:
             for column in (target.transaction_id, target.end_transaction_id):
                 refers = [column == tx_id]
-                if kept_only:
+                if kept_only and target.name in self.keys:
                     refers.append(sa.not_(self._in_keys(target, self.keys[target.name])))
                 conditions.append(sa.not_(sa.exists().where(*refers)))
         conditions.extend(sa.not_(sa.exists().where(column == tx_id)) for column in references)

@@ -53,7 +53,9 @@ def sqlite_history_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_history_url(postgres_database: sa.URL) -> str:
-    url = postgres_database.update_query_dict({"options": f"-csearch_path={PG_SCHEMA}"})
+    # no fsync per commit: these tests commit a lot and never crash the server
+    options = f"-csearch_path={PG_SCHEMA} -csynchronous_commit=off"
+    url = postgres_database.update_query_dict({"options": options})
     admin = sa.create_engine(postgres_database, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
@@ -84,8 +86,14 @@ def history_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) ->
 @pytest.fixture
 def history_engine(history_url: str) -> Iterator[sa.Engine]:
     engine = sa.create_engine(history_url)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _no_fsync)
     yield engine
     engine.dispose()
+
+
+def _no_fsync(dbapi_connection: Any, record: Any) -> None:
+    dbapi_connection.execute("PRAGMA synchronous = OFF")
 
 
 def days_ago(days: float) -> datetime:
