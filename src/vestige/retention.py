@@ -57,6 +57,10 @@ __all__ = [
 
 DEFAULT_BATCH_SIZE = 5000
 TRANSACTION_PHASE = "transaction"
+NO_MODELS = (
+    "no versioned models are configured: import the models module (--models MODULE or "
+    "[tool.vestige] models) before pruning"
+)
 _KEYS_TABLE = "vestige_prune_keys_{}"
 _ORPHANS_TABLE = "vestige_prune_orphans"
 
@@ -153,6 +157,8 @@ def version_tables(
         ConfigError: The policy names a model that is not versioned.
     """
     models = versioned_models() if models is None else models
+    if not models:
+        raise ConfigError(NO_MODELS)
     policy.check_models(models)
     options = versioning_manager.options
     tx_name = options["transaction_column_name"]
@@ -324,6 +330,22 @@ class _Run:
     def _batches(self, total: int) -> list[tuple[int, int]]:
         return [(lo, lo + self.batch_size) for lo in range(0, total, self.batch_size)]
 
+    def _begin_batch(self) -> None:
+        """Open a batch's transaction; on PostgreSQL, steer it to index lookups.
+
+        A batch touches a few thousand rows of a large table; left alone, PostgreSQL's
+        planner often merge- or hash-joins the batch's keys against the whole table
+        (measured: 360 ms a batch instead of 20 ms on 1M versions). Nested loops over
+        the primary key and the transaction indexes touch only the rows of the batch.
+        """
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(
+                sa.text(
+                    "SELECT set_config('enable_mergejoin', 'off', true), "
+                    "set_config('enable_hashjoin', 'off', true)"
+                )
+            )
+
     def drop_scratch(self) -> None:
         """Drop this run's temporary tables (a dead connection drops them by itself)."""
         with suppress(sa.exc.DBAPIError):
@@ -393,6 +415,7 @@ class _Run:
         deleted = 0
         for lo, hi in self._batches(total):
             batch = sa.select(*key_columns).where(keys.c.seq > lo, keys.c.seq <= hi)
+            self._begin_batch()
             result = self.conn.execute(sa.delete(target.table).where(row_key.in_(batch)))
             self.conn.commit()
             deleted += result.rowcount
@@ -449,6 +472,7 @@ class _Run:
         deleted = 0
         for lo, hi in self._batches(total):
             batch = sa.select(candidates.c.id).where(candidates.c.seq > lo, candidates.c.seq <= hi)
+            self._begin_batch()
             # checked again: the batch deletes only what is unreferenced right now
             ids = (
                 self.conn.execute(sa.select(tx_id).where(tx_id.in_(batch), *unreferenced))
