@@ -46,7 +46,8 @@ BATCH_SIZE = 5000
 HOT_PACKAGES = 50
 WRITER_PAUSE = 0.02
 DEFAULT_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-PG_DATABASES = ("vestige_bench_base", "vestige_bench_raw", "vestige_bench_prune")
+# named after this process: other runs may share the server
+PG_DATABASES = tuple(f"vestige_bench_retention_{os.getpid()}_{n}" for n in ("base", "raw", "prune"))
 
 
 def _models() -> Any:

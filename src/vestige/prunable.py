@@ -77,7 +77,10 @@ def classified(target: VersionTable, transactions: sa.Table, now: datetime) -> s
     tx = target.transaction_id
     issued_type = transactions.c.issued_at.type
     own = transactions.alias("own_tx")
-    newest_first: dict[str, Any] = {"partition_by": target.key, "order_by": tx.desc()}
+    # every window shares one ordering (record, transaction ascending), the order of the
+    # primary key: one sort (or an index scan) serves them all and the numbering after
+    oldest_first: dict[str, Any] = {"partition_by": target.key, "order_by": tx}
+    whole_chain: dict[str, Any] = {**oldest_first, "rows": (None, None)}
 
     ranked = (
         sa.select(
@@ -85,15 +88,16 @@ def classified(target: VersionTable, transactions: sa.Table, now: datetime) -> s
             tx.label("transaction_id"),
             target.end_transaction_id.label("end_transaction_id"),
             own.c.issued_at.label("issued_at"),
-            sa.func.row_number().over(**newest_first).label("rn"),
-            sa.func.lag(own.c.issued_at, type_=issued_type)
-            .over(**newest_first)
+            # 1 for the newest version, 2 for the one before, ...
+            sa.func.count().over(**oldest_first, rows=(0, None)).label("rn"),
+            sa.func.lead(own.c.issued_at, type_=issued_type)
+            .over(**oldest_first)
             .label("superseded_at"),
-            sa.func.first_value(target.operation_type, type_=sa.SmallInteger)
-            .over(**newest_first)
+            sa.func.last_value(target.operation_type, type_=sa.SmallInteger)
+            .over(**whole_chain)
             .label("last_operation"),
-            sa.func.first_value(own.c.issued_at, type_=issued_type)
-            .over(**newest_first)
+            sa.func.last_value(own.c.issued_at, type_=issued_type)
+            .over(**whole_chain)
             .label("last_issued_at"),
         )
         .select_from(target.table.outerjoin(own, own.c.id == tx))

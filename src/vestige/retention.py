@@ -47,6 +47,7 @@ from vestige.versioning import versioning_manager
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
+    "SQLITE_PAUSE",
     "TRANSACTION_PHASE",
     "Progress",
     "PruneReport",
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 DEFAULT_BATCH_SIZE = 5000
+SQLITE_PAUSE = 0.1
 TRANSACTION_PHASE = "transaction"
 NO_MODELS = (
     "no versioned models are configured: import the models module (--models MODULE or "
@@ -201,6 +203,7 @@ def prune(
     now: datetime | None = None,
     models: Mapping[str, VersionedModel] | None = None,
     on_progress: ProgressCallback | None = None,
+    pause: float | None = None,
 ) -> PruneReport:
     """Enforce ``policy`` on the history in ``engine``'s database.
 
@@ -212,6 +215,11 @@ def prune(
         now: The time the policy's days count back from (default: now, naive UTC).
         models: The versioned models (default: every configured one).
         on_progress: Called after each committed batch, e.g. to draw a progress bar.
+        pause: Seconds to wait after each committed batch, so that writers waiting for
+            the database get their turn. Default: :data:`SQLITE_PAUSE` on SQLite, whose
+            one writer lock goes to whoever asks first (a waiting writer polls every
+            100 ms at most, and would otherwise starve), none on PostgreSQL, where a
+            batch only locks the rows it deletes.
 
     Returns:
         Per version table what was (or would be) deleted and kept, and the count of
@@ -230,7 +238,9 @@ def prune(
     references, dependents = _transaction_tables(transactions, targets)
     notify = on_progress or (lambda progress: None)
     with pruner_lock(engine), engine.connect() as conn:
-        run = _Run(conn, transactions, now, batch_size, notify)
+        if pause is None:
+            pause = SQLITE_PAUSE if engine.dialect.name == "sqlite" else 0.0
+        run = _Run(conn, transactions, now, batch_size, notify, pause)
         try:
             if dry_run:
                 tables = [run.count(i, target) for i, target in enumerate(targets)]
@@ -285,12 +295,14 @@ class _Run:
         now: datetime,
         batch_size: int,
         notify: ProgressCallback,
+        pause: float,
     ) -> None:
         self.conn = conn
         self.transactions = transactions
         self.now = now
         self.batch_size = batch_size
         self.notify = notify
+        self.pause = pause
         self.scratch: list[sa.Table] = []
         self.keys: dict[str, sa.Table] = {}
 
@@ -345,6 +357,11 @@ class _Run:
                     "set_config('enable_hashjoin', 'off', true)"
                 )
             )
+
+    def _end_batch(self) -> None:
+        self.conn.commit()
+        if self.pause:
+            time.sleep(self.pause)
 
     def drop_scratch(self) -> None:
         """Drop this run's temporary tables (a dead connection drops them by itself)."""
@@ -417,7 +434,7 @@ class _Run:
             batch = sa.select(*key_columns).where(keys.c.seq > lo, keys.c.seq <= hi)
             self._begin_batch()
             result = self.conn.execute(sa.delete(target.table).where(row_key.in_(batch)))
-            self.conn.commit()
+            self._end_batch()
             deleted += result.rowcount
             self.notify(Progress(target.name, min(hi, total), total))
         oldest = self._oldest(target)
@@ -484,6 +501,6 @@ class _Run:
                     self.conn.execute(sa.delete(column.table).where(column.in_(ids)))
                 result = self.conn.execute(sa.delete(self.transactions).where(tx_id.in_(ids)))
                 deleted += result.rowcount
-            self.conn.commit()
+            self._end_batch()
             self.notify(Progress(TRANSACTION_PHASE, min(hi, total), total))
         return deleted

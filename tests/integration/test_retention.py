@@ -61,7 +61,7 @@ def remaining(engine: sa.Engine, table: sa.Table, record_id: int) -> list[int]:
 
 def run(engine: sa.Engine, policy: dict[str, Any], **kwargs: Any) -> PruneReport:
     """Prune as of NOW, then check that the history still holds H1-H3."""
-    report = prune(engine, parse_policy(policy), now=NOW, **kwargs)
+    report = prune(engine, parse_policy(policy), now=NOW, pause=0, **kwargs)
     assert history_problems(engine) == []
     return report
 
@@ -291,6 +291,7 @@ def test_interrupted_run_then_rerun_ends_like_one_run(history_engine: sa.Engine)
             history_engine,
             parse_policy(policy),
             now=NOW,
+            pause=0,
             batch_size=4,
             on_progress=stop_after_three,
         )
