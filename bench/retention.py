@@ -12,7 +12,8 @@ tenth record deleted), clones the database twice, then
           5,000) in a child process, whose peak RSS is read from ``getrusage``, while a
           writer commits versioned updates to other packages, one every 20 ms, and
           records each commit's latency; the same writer first runs with nothing else
-          going on ("at rest").
+          going on ("at rest"). SQLite files are in WAL mode, as a SQLite database with
+          concurrent writers should be.
 
 Both sides delete the same rows (checked: counts and a checksum of what stays).
 PostgreSQL comes from VESTIGE_BENCH_POSTGRES_URL (default: postgres@127.0.0.1:5432).
@@ -73,8 +74,13 @@ def _series(dialect: str, name: str, last: str) -> str:
 def build(engine: sa.Engine, records: int, now: datetime) -> None:
     """Fill an empty database with the benchmark history (set-based SQL, no ORM)."""
     models = _models()
-    models.Base.metadata.create_all(engine)
     dialect = engine.dialect.name
+    if dialect == "sqlite":
+        # concurrent writers on SQLite need WAL: in rollback-journal mode any long read,
+        # the pruner's planning query included, holds off every writer's commit
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    models.Base.metadata.create_all(engine)
     blocks = records // RECORDS_PER_TX
     transactions = blocks * VERSIONS
     start = now - timedelta(days=SPAN_DAYS)
@@ -244,9 +250,10 @@ class Writer(threading.Thread):
                 try:
                     session.commit()
                     self.latencies.append(time.perf_counter() - started)
-                except sa.exc.OperationalError:
+                except sa.exc.OperationalError as exc:
                     session.rollback()
                     self.errors += 1
+                    print(f"writer: {exc.orig}", file=sys.stderr)
                 n += 1
                 time.sleep(WRITER_PAUSE)
         self.engine.dispose()
