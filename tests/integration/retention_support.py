@@ -105,8 +105,8 @@ def last_transaction_id(conn: sa.Connection | Session) -> int:
 
 
 def commit_at(session: Session, when: datetime) -> int:
-    """Commit the session and date the transaction it wrote ``when``; return its id."""
-    session.commit()
+    """Commit the session, its transaction dated ``when``; return the transaction's id."""
+    session.flush()  # Continuum writes the transaction row here
     tx_id = last_transaction_id(session)
     session.execute(sa.update(TX).where(TX.c.id == tx_id).values(issued_at=when))
     session.commit()
