@@ -48,7 +48,8 @@ HOT_PACKAGES = 50
 WRITER_PAUSE = 0.02
 DEFAULT_SERVER = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 # named after this process: other runs may share the server
-PG_DATABASES = tuple(f"vestige_bench_retention_{os.getpid()}_{n}" for n in ("base", "raw", "prune"))
+ROLES = ("base", "raw", "prune", "busy")
+PG_DATABASES = tuple(f"vestige_bench_retention_{os.getpid()}_{role}" for role in ROLES)
 
 
 def _models() -> Any:
@@ -188,9 +189,9 @@ def raw_delete(url: str, now: datetime) -> dict[str, float]:
     engine.dispose()
     return {
         "versions_deleted": deleted,
-        "version_seconds": versions_done - started,
+        "versions_seconds": versions_done - started,
         "transactions_deleted": transactions,
-        "transaction_seconds": done - versions_done,
+        "transactions_seconds": done - versions_done,
     }
 
 
@@ -214,9 +215,9 @@ def child(url: str, now: datetime) -> None:
     json.dump(
         {
             "versions_deleted": report.versions_deleted,
-            "version_seconds": marks["transactions"] - started,
+            "versions_seconds": marks["transactions"] - started,
             "transactions_deleted": report.transactions_deleted,
-            "transaction_seconds": done - marks["transactions"],
+            "transactions_seconds": done - marks["transactions"],
             "rss_before_kb": rss_before,
             "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         },
@@ -259,21 +260,24 @@ class Writer(threading.Thread):
         self.engine.dispose()
 
 
-def run_pruner(url: str, records: int, now: datetime) -> tuple[dict[str, Any], Writer]:
-    writer = Writer(url, records)
+def run_pruner(url: str, now: datetime, writer: Writer | None = None) -> dict[str, Any]:
+    """Run the pruner in a child process (with ``writer`` writing meanwhile, if given)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.retention", "--child", url, "--now", now.isoformat()],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    writer.start()
+    if writer:
+        writer.start()
     out, _ = process.communicate()
-    writer.stop.set()
-    writer.join()
+    if writer:
+        writer.stop.set()
+        writer.join()
     if process.returncode:
         raise SystemExit(f"the pruner failed with exit code {process.returncode}")
-    return json.loads(out), writer
+    result: dict[str, Any] = json.loads(out)
+    return result
 
 
 # --- databases per backend -----------------------------------------------------------------
@@ -284,15 +288,19 @@ class Databases:
     base: str
     raw: str
     prune: str
+    busy: str
+
+    def copies(self) -> tuple[str, str, str]:
+        return self.raw, self.prune, self.busy
 
 
 def sqlite_databases(directory: Path) -> Databases:
-    return Databases(*(f"sqlite:///{directory / name}.db" for name in ("base", "raw", "prune")))
+    return Databases(*(f"sqlite:///{directory / role}.db" for role in ROLES))
 
 
 def clone_sqlite(dbs: Databases) -> None:
     source = sa.make_url(dbs.base).database
-    for url in (dbs.raw, dbs.prune):
+    for url in dbs.copies():
         shutil.copy(str(source), str(sa.make_url(url).database))
 
 
@@ -346,7 +354,7 @@ def measure(backend: str, records: int, server: sa.URL, workdir: Path) -> dict[s
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     if backend == "sqlite":
         dbs = sqlite_databases(workdir)
-        for url in (dbs.base, dbs.raw, dbs.prune):
+        for url in (dbs.base, *dbs.copies()):
             Path(str(sa.make_url(url).database)).unlink(missing_ok=True)
     else:
         dbs = postgres_databases(server)
@@ -360,10 +368,12 @@ def measure(backend: str, records: int, server: sa.URL, workdir: Path) -> dict[s
     else:
         clone_postgres(server)
     raw = raw_delete(dbs.raw, now)
-    at_rest = Writer(dbs.prune, records, limit=100)
+    pruner = run_pruner(dbs.prune, now)
+    at_rest = Writer(dbs.busy, records, limit=100)
     at_rest.start()
     at_rest.join()
-    pruner, during = run_pruner(dbs.prune, records, now)
+    during = Writer(dbs.busy, records)
+    busy = run_pruner(dbs.busy, now, during)
     same = fingerprint(dbs.raw, records) == fingerprint(dbs.prune, records)
     if backend == "postgresql":
         drop_postgres(server)
@@ -374,6 +384,7 @@ def measure(backend: str, records: int, server: sa.URL, workdir: Path) -> dict[s
         "build_seconds": built,
         "raw": raw,
         "pruner": pruner,
+        "busy_pruner": busy,
         "same_rows": same and raw["versions_deleted"] == pruner["versions_deleted"],
         "rest_ms": [x * 1000 for x in at_rest.latencies],
         "during_ms": [x * 1000 for x in during.latencies],
@@ -388,49 +399,46 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def report(results: list[dict[str, Any]]) -> str:
+def _phase_table(results: list[dict[str, Any]], phase: str, what: str) -> list[str]:
+    """Rows deleted and seconds, raw against pruner, for one phase (versions or transactions)."""
     lines = [
-        "Version rows (package_version); policy keep_days=365, keep_versions=2; batches of "
-        f"{BATCH_SIZE:,}",
-        "",
-        "| backend | version rows | deleted | raw DELETE s | pruner s | pruner / raw | "
+        f"| backend | version rows | {what} deleted | raw DELETE s | pruner s | pruner / raw | "
         "pruner rows/s | same rows |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         raw, pruner = r["raw"], r["pruner"]
+        deleted, seconds = pruner[f"{phase}_deleted"], pruner[f"{phase}_seconds"]
         lines.append(
-            f"| {r['backend']} | {r['version_rows']:,} | {pruner['versions_deleted']:,} | "
-            f"{raw['version_seconds']:.2f} | {pruner['version_seconds']:.2f} | "
-            f"{pruner['version_seconds'] / raw['version_seconds']:.2f}x | "
-            f"{pruner['versions_deleted'] / pruner['version_seconds']:,.0f} | "
+            f"| {r['backend']} | {r['version_rows']:,} | {deleted:,} | "
+            f"{raw[f'{phase}_seconds']:.2f} | {seconds:.2f} | "
+            f"{seconds / raw[f'{phase}_seconds']:.2f}x | {deleted / seconds:,.0f} | "
             f"{'yes' if r['same_rows'] else 'NO'} |"
         )
-    lines += [
+    return lines
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "Version rows (package_version); policy keep_days=365, keep_versions=2; batches of "
+        f"{BATCH_SIZE:,}; the pruner alone, like the raw DELETE",
         "",
-        "Orphaned transactions (and their transaction_changes rows)",
+        *_phase_table(results, "versions", "versions"),
         "",
-        "| backend | version rows | transactions deleted | raw DELETE s | pruner s | "
-        "pruner / raw |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        raw, pruner = r["raw"], r["pruner"]
-        lines.append(
-            f"| {r['backend']} | {r['version_rows']:,} | {pruner['transactions_deleted']:,} | "
-            f"{raw['transaction_seconds']:.2f} | {pruner['transaction_seconds']:.2f} | "
-            f"{pruner['transaction_seconds'] / raw['transaction_seconds']:.2f}x |"
-        )
-    lines += [
+        "Orphaned transactions (with their transaction_changes rows)",
         "",
-        "Pruner process memory, and a concurrent writer's commit latency (ms)",
+        *_phase_table(results, "transactions", "transactions"),
+        "",
+        "Pruner process memory, and a writer's commit latency (ms), at rest and while another "
+        "copy is pruned",
         "",
         "| backend | version rows | RSS after imports MB | peak RSS MB | "
-        "commit p50 / p99 at rest | commit p50 / p99 while pruning | commits while pruning |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "commit p50 / p99 at rest | commit p50 / p99 while pruning | commits while pruning | "
+        "pruner s with the writer |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        pruner = r["pruner"]
+        pruner, busy = r["pruner"], r["busy_pruner"]
         rest, during = r["rest_ms"], r["during_ms"]
         failed = f" ({r['writer_errors']} failed)" if r["writer_errors"] else ""
         lines.append(
@@ -438,7 +446,8 @@ def report(results: list[dict[str, Any]]) -> str:
             f"{pruner['peak_rss_kb'] / 1024:.0f} | "
             f"{_p(rest, 0.5):.1f} / {_p(rest, 0.99):.1f} | "
             f"{_p(during, 0.5):.1f} / {_p(during, 0.99):.1f} | "
-            f"{len(during)}{failed} |"
+            f"{len(during)}{failed} | "
+            f"{busy['versions_seconds'] + busy['transactions_seconds']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -472,8 +481,8 @@ def main() -> None:
                 result = measure(backend, records, server, Path(tmp))
                 print(
                     f"  built in {result['build_seconds']:.1f} s; pruner "
-                    f"{result['pruner']['version_seconds']:.2f} s, raw "
-                    f"{result['raw']['version_seconds']:.2f} s",
+                    f"{result['pruner']['versions_seconds']:.2f} s, raw "
+                    f"{result['raw']['versions_seconds']:.2f} s",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -61,18 +61,26 @@ class VersionTable:
         return self.table.name
 
 
-def classified(target: VersionTable, transactions: sa.Table, now: datetime) -> sa.Subquery:
+def classified(
+    target: VersionTable,
+    transactions: sa.Table,
+    now: datetime,
+    row_id: sa.ColumnElement[Any] | None = None,
+) -> sa.Subquery:
     """Every row of ``target`` with its key, transaction, issue time and ``prune`` flag.
 
     Args:
         target: The version table and its rules.
         transactions: Continuum's ``transaction`` table.
         now: The time the rules count days back from (naive UTC, like ``issued_at``).
+        row_id: A physical row address of ``target`` to carry along (PostgreSQL's ctid).
 
     Returns:
         A subquery with the key columns, ``transaction_id``, ``issued_at`` (of the
-        version's own transaction) and ``prune`` (true for the rows to delete).
+        version's own transaction), ``prune`` (true for the rows to delete) and, if
+        asked for, ``row_id``.
     """
+    carried = [] if row_id is None else [row_id.label("row_id")]
     rules = target.rules
     tx = target.transaction_id
     issued_type = transactions.c.issued_at.type
@@ -88,6 +96,7 @@ def classified(target: VersionTable, transactions: sa.Table, now: datetime) -> s
             tx.label("transaction_id"),
             target.end_transaction_id.label("end_transaction_id"),
             own.c.issued_at.label("issued_at"),
+            *carried,
             # 1 for the newest version, 2 for the one before, ...
             sa.func.count().over(**oldest_first, rows=(0, None)).label("rn"),
             sa.func.lead(own.c.issued_at, type_=issued_type)
@@ -130,6 +139,7 @@ def classified(target: VersionTable, transactions: sa.Table, now: datetime) -> s
         ranked.c.transaction_id,
         ranked.c.issued_at,
         ranked.c.end_transaction_id,
+        *(ranked.c.row_id for _ in carried),
         sa.func.min(sa.case((eligible == 0, ranked.c.transaction_id)))
         .over(partition_by=key)
         .label("keep_from"),
@@ -140,18 +150,25 @@ def classified(target: VersionTable, transactions: sa.Table, now: datetime) -> s
         flagged.c.transaction_id,
         flagged.c.end_transaction_id,
         flagged.c.issued_at,
+        *(flagged.c.row_id for _ in carried),
         sa.or_(flagged.c.keep_from.is_(None), flagged.c.transaction_id < flagged.c.keep_from).label(
             "prune"
         ),
     ).subquery("classified")
 
 
-def prunable_keys(target: VersionTable, transactions: sa.Table, now: datetime) -> sa.Select[Any]:
-    """The key and transaction of every prunable row, oldest first within each record."""
-    rows = classified(target, transactions, now)
+def prunable_keys(
+    target: VersionTable,
+    transactions: sa.Table,
+    now: datetime,
+    row_id: sa.ColumnElement[Any] | None = None,
+) -> sa.Select[Any]:
+    """The key and transaction (and ``row_id``) of every prunable row, oldest first."""
+    rows = classified(target, transactions, now, row_id)
     columns = [rows.c[column.name] for column in target.key]
+    carried = [] if row_id is None else [rows.c.row_id]
     return (
-        sa.select(*columns, rows.c.transaction_id)
+        sa.select(*columns, rows.c.transaction_id, *carried)
         .where(rows.c.prune)
         .order_by(*columns, rows.c.transaction_id)
     )

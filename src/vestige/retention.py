@@ -374,13 +374,22 @@ class _Run:
 
     # --- version tables -----------------------------------------------------------------
 
-    def _keys(self, index: int, target: VersionTable, *, index_all: bool) -> tuple[sa.Table, int]:
+    def _row_id(self, target: VersionTable) -> sa.ColumnElement[Any] | None:
+        """PostgreSQL's physical address of a version row, for batches that skip the index."""
+        if self.conn.dialect.name != "postgresql":
+            return None
+        table = self.conn.dialect.identifier_preparer.format_table(target.table)
+        return sa.literal_column(f"{table}.ctid")
+
+    def _keys(self, index: int, target: VersionTable, *, dry_run: bool) -> tuple[sa.Table, int]:
         order = [column.name for column in target.key] + ["transaction_id"]
         table, total = self._materialise(
             _KEYS_TABLE.format(index),
-            prunable_keys(target, self.transactions, self.now),
+            prunable_keys(
+                target, self.transactions, self.now, None if dry_run else self._row_id(target)
+            ),
             order,
-            index_all=index_all,
+            index_all=dry_run,
         )
         self.keys[target.name] = table
         return table, total
@@ -393,13 +402,19 @@ class _Run:
         return int(self.conn.execute(count).scalar_one())
 
     def _oldest(self, target: VersionTable, *where: sa.ColumnElement[bool]) -> datetime | None:
+        """The issue time of the oldest transaction a (kept) row of ``target`` refers to."""
         tx = self.transactions
+        # walks ix_transaction_issued_at from the oldest and stops at the first match
         query = (
-            sa.select(sa.func.min(tx.c.issued_at))
-            .select_from(target.table.join(tx, tx.c.id == target.transaction_id))
-            .where(*where)
+            sa.select(tx.c.issued_at)
+            .where(
+                tx.c.issued_at.is_not(None),
+                sa.exists().where(target.transaction_id == tx.c.id, *where),
+            )
+            .order_by(tx.c.issued_at)
+            .limit(1)
         )
-        oldest: datetime | None = self.conn.execute(query).scalar_one()
+        oldest: datetime | None = self.conn.execute(query).scalar()
         return oldest
 
     def _in_keys(self, target: VersionTable, keys: sa.Table) -> sa.ColumnElement[bool]:
@@ -413,7 +428,7 @@ class _Run:
         examined = self._examined(target)
         if not examined:
             return TableReport(target.name, 0, 0, 0, None)
-        keys, total = self._keys(index, target, index_all=True)
+        keys, total = self._keys(index, target, dry_run=True)
         self.notify(Progress(target.name, total, total))
         oldest = self._oldest(target, sa.not_(self._in_keys(target, keys)))
         self.conn.commit()
@@ -425,17 +440,32 @@ class _Run:
         if not examined:
             self.notify(Progress(target.name, 0, 0))
             return TableReport(target.name, 0, 0, 0, None)
-        keys, total = self._keys(index, target, index_all=False)
+        keys, total = self._keys(index, target, dry_run=False)
         self.notify(Progress(target.name, 0, total))
         row_key = _tuple(self._row_key(target))
         key_columns = [keys.c[column.name] for column in self._row_key(target)]
+        row_id = self._row_id(target)
+        same_key = [keys.c[column.name] == column for column in self._row_key(target)]
         deleted = 0
         for lo, hi in self._batches(total):
-            batch = sa.select(*key_columns).where(keys.c.seq > lo, keys.c.seq <= hi)
+            in_batch = [keys.c.seq > lo, keys.c.seq <= hi]
             self._begin_batch()
-            result = self.conn.execute(sa.delete(target.table).where(row_key.in_(batch)))
+            expected = min(hi, total) - lo
+            count = 0
+            if row_id is not None:
+                # by physical address, the key checked too: a row that moved since the
+                # keys were stored is not matched, and is deleted by key just below
+                by_address = sa.delete(target.table).where(
+                    row_id == keys.c.row_id, *same_key, *in_batch
+                )
+                count = self.conn.execute(by_address).rowcount
+            if count < expected:
+                batch = sa.select(*key_columns).where(*in_batch)
+                count += self.conn.execute(
+                    sa.delete(target.table).where(row_key.in_(batch))
+                ).rowcount
             self._end_batch()
-            deleted += result.rowcount
+            deleted += count
             self.notify(Progress(target.name, min(hi, total), total))
         oldest = self._oldest(target)
         self.conn.commit()

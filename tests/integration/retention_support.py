@@ -181,30 +181,27 @@ def history_problems(engine: sa.Engine) -> list[str]:
                 problems.append(f"H1 {base_name}: open version differs from the live row")
             # H2: each version ends where the next begins
             nxt = version.alias("next_version")
-            broken = conn.execute(
-                sa.select(version.c.id, version.c.transaction_id).where(
+            same_record = nxt.c.id == version.c.id
+            h2 = {
+                "versions ending nowhere": [
                     version.c.end_transaction_id.is_not(None),
                     ~sa.exists().where(
-                        nxt.c.id == version.c.id,
-                        nxt.c.transaction_id == version.c.end_transaction_id,
+                        same_record, nxt.c.transaction_id == version.c.end_transaction_id
                     ),
-                )
-            ).all()
-            if broken:
-                problems.append(f"H2 {base_name}: versions ending nowhere: {broken}")
-            inner = conn.execute(
-                sa.select(version.c.id, version.c.transaction_id).where(
-                    sa.exists().where(
-                        nxt.c.id == version.c.id, nxt.c.transaction_id < version.c.transaction_id
-                    ),
+                ],
+                "holes before versions": [
+                    sa.exists().where(same_record, nxt.c.transaction_id < version.c.transaction_id),
                     ~sa.exists().where(
-                        nxt.c.id == version.c.id,
-                        nxt.c.end_transaction_id == version.c.transaction_id,
+                        same_record, nxt.c.end_transaction_id == version.c.transaction_id
                     ),
-                )
-            ).all()
-            if inner:
-                problems.append(f"H2 {base_name}: holes before versions {inner}")
+                ],
+            }
+            for what, conditions in h2.items():
+                found = conn.execute(
+                    sa.select(version.c.id, version.c.transaction_id).where(*conditions)
+                ).all()
+                if found:
+                    problems.append(f"H2 {base_name}: {what}: {found}")
         # H3: every version's transaction exists
         for version in [*ENTITY_VERSION_TABLES.values(), ASSOCIATION_VERSION_TABLE]:
             dangling = conn.execute(

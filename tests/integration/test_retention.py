@@ -346,3 +346,21 @@ def test_versions_api_still_reads_the_kept_history(history_engine: sa.Engine) ->
         assert versions[0].changeset["summary"] == [None, "v1"]
         assert versions[1].changeset == {"summary": ["v1", "v2"]}
         assert isinstance(versions[0].transaction.issued_at, datetime)
+
+
+def test_the_invariant_checks_see_a_hole_and_a_dangling_transaction(
+    history_engine: sa.Engine,
+) -> None:
+    pid, txs = package_history(history_engine, "attrs", [400, 300, 100])
+    assert history_problems(history_engine) == []
+    with history_engine.begin() as conn:
+        conn.execute(
+            sa.delete(PACKAGE_VERSION).where(
+                PACKAGE_VERSION.c.id == pid, PACKAGE_VERSION.c.transaction_id == txs[1]
+            )
+        )
+        conn.execute(sa.delete(TX).where(TX.c.id == txs[0]))
+    problems = history_problems(history_engine)
+    assert any("versions ending nowhere" in p for p in problems)
+    assert any("holes before versions" in p for p in problems)
+    assert any(p.startswith("H3 package_version: 1 versions") for p in problems)
