@@ -364,3 +364,19 @@ def test_the_invariant_checks_see_a_hole_and_a_dangling_transaction(
     assert any("versions ending nowhere" in p for p in problems)
     assert any("holes before versions" in p for p in problems)
     assert any(p.startswith("H3 package_version: 1 versions") for p in problems)
+
+
+def test_a_row_that_moved_after_planning_is_still_deleted(history_engine: sa.Engine) -> None:
+    # PostgreSQL batches find rows by physical address (ctid); an UPDATE after the
+    # plan moves the row, and the batch must still delete it (by key), leaving no hole
+    pid, txs = package_history(history_engine, "attrs", [400, 300, 200, 100, 1])
+    oldest = (PACKAGE_VERSION.c.id == pid) & (PACKAGE_VERSION.c.transaction_id == txs[0])
+
+    def move_the_oldest_version(progress: Progress) -> None:
+        if progress.phase == "package_version" and progress.done == 0:
+            with history_engine.begin() as conn:
+                conn.execute(sa.update(PACKAGE_VERSION).where(oldest).values(summary="moved"))
+
+    report = run(history_engine, {"keep_days": 50}, on_progress=move_the_oldest_version)
+    assert remaining(history_engine, PACKAGE_VERSION, pid) == txs[3:]
+    assert report.versions_deleted == 3
