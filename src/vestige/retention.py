@@ -232,7 +232,10 @@ def prune(
     if batch_size < 1:
         raise ConfigError(f"the batch size must be at least 1, not {batch_size}")
     started = time.perf_counter()
-    now = now or datetime.now(UTC).replace(tzinfo=None)
+    if now is None:
+        now = datetime.now(UTC)
+    if now.tzinfo is not None:
+        now = now.astimezone(UTC).replace(tzinfo=None)  # issued_at is naive UTC
     targets = version_tables(policy, models)
     transactions: sa.Table = versioning_manager.transaction_cls.__table__
     references, dependents = _transaction_tables(transactions, targets)

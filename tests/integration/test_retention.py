@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -380,3 +380,13 @@ def test_a_row_that_moved_after_planning_is_still_deleted(history_engine: sa.Eng
     report = run(history_engine, {"keep_days": 50}, on_progress=move_the_oldest_version)
     assert remaining(history_engine, PACKAGE_VERSION, pid) == txs[3:]
     assert report.versions_deleted == 3
+
+
+def test_an_aware_now_is_read_as_utc(history_engine: sa.Engine) -> None:
+    # v0 was superseded an hour short of 200 days ago: it stays, whatever zone `now` is in
+    pid, txs = package_history(history_engine, "attrs", [400, 200 - 1 / 24, 10])
+    paris = timezone(timedelta(hours=2))
+    aware = NOW.replace(tzinfo=UTC).astimezone(paris)
+    report = prune(history_engine, parse_policy({"keep_days": 200}), now=aware, pause=0)
+    assert report.versions_deleted == 0
+    assert remaining(history_engine, PACKAGE_VERSION, pid) == txs
