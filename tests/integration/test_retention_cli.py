@@ -50,6 +50,19 @@ def history(history_engine: sa.Engine) -> sa.Engine:
 
 
 @pytest.fixture
+def one_package(history_engine: sa.Engine) -> sa.Engine:
+    """One package written 700, 500 and 300 days ago: POLICY would prune its first version."""
+    with Session(history_engine) as session:
+        package = models.Package(name="a", summary="0")
+        session.add(package)
+        commit_at(session, ago(700))
+        for age in (500, 300):
+            package.summary = str(age)
+            commit_at(session, ago(age))
+    return history_engine
+
+
+@pytest.fixture
 def policy_file(tmp_path: Path) -> Path:
     path = tmp_path / "retention.toml"
     path.write_text(POLICY)
@@ -152,7 +165,7 @@ def test_on_a_terminal_a_real_run_asks_first(
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_touches_nothing(
-    history: sa.Engine,
+    one_package: sa.Engine,
     history_url: str,
     tmp_path: Path,
     policy: str | None,
@@ -162,12 +175,12 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(
     path = tmp_path / "bad.toml"
     if policy is not None:
         path.write_text(policy)
-    before = snapshot(history)
+    before = snapshot(one_package)
     result = vestige(history_url, "--policy", path, "--yes", *args)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert message in result.stderr
-    assert snapshot(history) == before
+    assert snapshot(one_package) == before
 
 
 def test_a_database_error_exits_1(
