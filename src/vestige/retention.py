@@ -29,9 +29,8 @@ interrupted run leaves a chain without holes (R2, R7).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +41,13 @@ from vestige.errors import ConfigError
 from vestige.policy import Policy
 from vestige.prunable import VersionTable, prunable_keys
 from vestige.prune_lock import pruner_lock
+from vestige.prune_report import (
+    TRANSACTION_PHASE,
+    Progress,
+    ProgressCallback,
+    PruneReport,
+    TableReport,
+)
 from vestige.registry import VersionedModel, versioned_models
 from vestige.versioning import versioning_manager
 
@@ -58,92 +64,12 @@ __all__ = [
 
 DEFAULT_BATCH_SIZE = 5000
 SQLITE_PAUSE = 0.1
-TRANSACTION_PHASE = "transaction"
 NO_MODELS = (
     "no versioned models are configured: import the models module (--models MODULE or "
     "[tool.vestige] models) before pruning"
 )
 _KEYS_TABLE = "vestige_prune_keys_{}"
 _ORPHANS_TABLE = "vestige_prune_orphans"
-
-
-@dataclass(frozen=True)
-class TableReport:
-    """What a run did (or would do) to one version table.
-
-    Attributes:
-        table: The version table's name.
-        examined: Its rows when the run looked at it.
-        deleted: The rows deleted (a dry run: the rows it would delete).
-        kept: The rows that stay.
-        oldest_kept_issued_at: When the oldest version that stays was written.
-    """
-
-    table: str
-    examined: int
-    deleted: int
-    kept: int
-    oldest_kept_issued_at: datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        """This report as the JSON object the command line prints."""
-        oldest = self.oldest_kept_issued_at
-        return {
-            "table": self.table,
-            "examined": self.examined,
-            "deleted": self.deleted,
-            "kept": self.kept,
-            "oldest_kept_issued_at": oldest.isoformat() if oldest else None,
-        }
-
-
-@dataclass(frozen=True)
-class PruneReport:
-    """The result of a run.
-
-    Attributes:
-        dry_run: Whether nothing was deleted (the counts are what would go).
-        tables: One report per version table, in name order.
-        transactions_deleted: ``transaction`` rows deleted (or that would be).
-        seconds: Wall time of the run.
-    """
-
-    dry_run: bool
-    tables: tuple[TableReport, ...]
-    transactions_deleted: int
-    seconds: float
-
-    @property
-    def versions_deleted(self) -> int:
-        """Version rows deleted (or that would be) over every table."""
-        return sum(table.deleted for table in self.tables)
-
-    def to_json(self) -> dict[str, Any]:
-        """The report as the one JSON object ``vestige prune --json`` prints."""
-        return {
-            "dry_run": self.dry_run,
-            "tables": [table.to_json() for table in self.tables],
-            "transactions_deleted": self.transactions_deleted,
-            "seconds": round(self.seconds, 3),
-        }
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Reported after each committed batch (and once when a phase starts).
-
-    Attributes:
-        phase: The version table being pruned, or ``"transaction"``.
-        done: Rows deleted so far in this phase.
-        total: Rows this phase will delete (for transactions: the candidates found).
-    """
-
-    phase: str
-    done: int
-    total: int
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 def version_tables(
