@@ -103,3 +103,7 @@ app.add_command(cli_history.restore_command)
 from vestige.cli_check import check  # noqa: E402
 
 app.add_command(check)
+
+from vestige.cli_prune import prune  # noqa: E402
+
+app.add_command(prune)

@@ -73,3 +73,9 @@ class HistoryPruned(VestigeError):
 
 class RestoreRefused(VestigeError):
     """The database rejected a restored row: a unique value is taken, a referenced row gone."""
+
+
+class PrunerBusy(VestigeError):
+    """Another pruner holds the retention lock on this database."""
+
+    exit_code = 3

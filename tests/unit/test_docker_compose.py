@@ -49,3 +49,24 @@ def test_readme_database_url_matches_the_db_service() -> None:
     published = [port for port in db["ports"] if port.endswith(":5432")]
     assert published and str(url.port) in published[0]
     assert "docker compose up -d db" in (ROOT / "README.md").read_text()
+
+
+def test_pruner_runs_the_json_prune_on_an_interval_against_the_db_service() -> None:
+    services = _compose()["services"]
+    pruner, db = services["pruner"], services["db"]
+    assert pruner["depends_on"]["db"]["condition"] == "service_healthy"
+    assert (ROOT / pruner["build"] / "Dockerfile").is_file()
+    env = pruner["environment"]
+    assert "VESTIGE_PRUNE_INTERVAL" in env
+    default_url = re.fullmatch(r"\$\{PRUNER_DATABASE_URL:-(.+)\}", env["DATABASE_URL"])
+    assert default_url, env["DATABASE_URL"]
+    url = sa.make_url(default_url.group(1))
+    assert url.host == "db" and url.port == 5432
+    assert (url.username, url.password, url.database) == (
+        db["environment"]["POSTGRES_USER"],
+        db["environment"]["POSTGRES_PASSWORD"],
+        db["environment"]["POSTGRES_DB"],
+    )
+    script = " ".join(pruner["command"])
+    assert "vestige prune --yes --json" in script
+    assert 'sleep "$${VESTIGE_PRUNE_INTERVAL}"' in script  # $$: compose passes one $ to sh

@@ -1,0 +1,200 @@
+"""``vestige prune``: enforce the retention policy, a thin command over :mod:`vestige.retention`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from vestige.errors import ConfigError, DatabaseError
+from vestige.policy import load_policy
+from vestige.retention import DEFAULT_BATCH_SIZE, PruneReport
+from vestige.retention import Progress as PruneProgress
+from vestige.retention import prune as prune_history
+
+if TYPE_CHECKING:
+    from vestige.cli import Project
+
+__all__ = ["prune"]
+
+NEEDS_YES = (
+    "refusing to delete history without confirmation: not on a terminal, so pass --yes "
+    "(or --dry-run to see what would go)"
+)
+CONFIRM = "Delete the history the policy allows from {url}?"
+DECLINED = "nothing was deleted"
+BAD_BATCH_SIZE = "--batch-size must be a whole number >= 1, not {value!r}"
+DRY_RUN_SUMMARY = (
+    "Dry run: would delete {versions:,} version rows and {transactions:,} transactions "
+    "({seconds:.2f} s); nothing was deleted."
+)
+RUN_SUMMARY = (
+    "Deleted {versions:,} version rows and {transactions:,} transactions in {seconds:.2f} s."
+)
+REPORT_WIDTH = 120
+DATABASE_FAILED = "database error at {url}: {reason}; nothing past the last committed batch changed"
+
+
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a confirmation prompt."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def stderr_is_terminal() -> bool:
+    """Whether a progress bar would be seen."""
+    return sys.stderr is not None and sys.stderr.isatty()
+
+
+@click.command("prune")
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML file with the rules at its top level (default: [tool.vestige.retention]).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed off a terminal)."
+)
+@click.option(
+    "--batch-size",
+    default=str(DEFAULT_BATCH_SIZE),
+    metavar="N",
+    show_default=True,
+    help="Rows per committed batch.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")
+# the same --models as vestige.cli.models_option; not imported from there, because
+# vestige.cli imports this module to register the command
+@click.option(
+    "--models",
+    "models_module",
+    metavar="MODULE",
+    default=None,
+    help="Module that declares the versioned models (default: [tool.vestige] models).",
+)
+@click.pass_obj
+def prune(
+    project: Project,
+    policy_file: Path | None,
+    dry_run: bool,
+    yes: bool,
+    batch_size: str,
+    as_json: bool,
+    models_module: str | None,
+) -> None:
+    """Delete the history the retention policy no longer keeps, in committed batches.
+
+    Exit codes: 0 done, 1 database error, 2 bad input, 3 another pruner is running.
+
+    \b
+    Examples:
+        vestige prune --dry-run
+        vestige prune --yes --json --batch-size 10000
+        vestige prune --policy retention.toml --yes
+    """
+    size = _batch_size(batch_size)
+    policy = load_policy(project.settings.raw, policy_file)
+    project.load_models(models_module)
+    url = project.settings.safe_url
+    if not dry_run and not yes:
+        if not stdin_is_terminal():
+            raise ConfigError(NEEDS_YES)
+        if not click.confirm(CONFIRM.format(url=url), err=True):
+            click.echo(DECLINED, err=True)
+            raise SystemExit(1)
+    console = Console(stderr=True)
+    try:
+        with project.engine() as engine, _ProgressBar(console, stderr_is_terminal()) as bar:
+            report = prune_history(
+                engine, policy, dry_run=dry_run, batch_size=size, on_progress=bar.update
+            )
+    except sa.exc.DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseError(DATABASE_FAILED.format(url=url, reason=reason)) from None
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+    else:
+        out = Console()
+        _print_report(out if out.is_terminal else Console(width=REPORT_WIDTH), report)
+
+
+def _batch_size(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise ConfigError(BAD_BATCH_SIZE.format(value=value))
+    return size
+
+
+class _ProgressBar:
+    """A rich progress bar per phase on a terminal; nothing otherwise."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.progress = (
+            Progress(
+                TextColumn("{task.description:<28}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+                transient=True,
+            )
+            if enabled
+            else None
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> _ProgressBar:
+        if self.progress:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress:
+            self.progress.stop()
+
+    def update(self, event: PruneProgress) -> None:
+        if self.progress is None:
+            return
+        if event.phase not in self.tasks:
+            self.tasks[event.phase] = self.progress.add_task(event.phase, total=event.total)
+        self.progress.update(self.tasks[event.phase], completed=event.done, total=event.total)
+
+
+def _print_report(console: Console, report: PruneReport) -> None:
+    deleted = "would delete" if report.dry_run else "deleted"
+    table = Table(title="vestige prune" + (" (dry run)" if report.dry_run else ""))
+    table.add_column("table", no_wrap=True)
+    for column in ("examined", deleted, "kept"):
+        table.add_column(column, justify="right")
+    table.add_column("oldest kept")
+    for row in report.tables:
+        oldest = row.oldest_kept_issued_at
+        table.add_row(
+            row.table,
+            f"{row.examined:,}",
+            f"{row.deleted:,}",
+            f"{row.kept:,}",
+            oldest.isoformat(sep=" ", timespec="seconds") if oldest else "-",
+        )
+    console.print(table)
+    summary = DRY_RUN_SUMMARY if report.dry_run else RUN_SUMMARY
+    console.print(
+        summary.format(
+            versions=report.versions_deleted,
+            transactions=report.transactions_deleted,
+            seconds=report.seconds,
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,465 @@
+"""Retention: policy -> prunable rows per version table -> batched deletes -> report.
+
+::
+
+    from vestige.policy import load_policy
+    from vestige.retention import prune
+
+    report = prune(engine, load_policy(settings.raw), dry_run=True)
+
+How a run goes, per version table (entity and many-to-many association tables):
+
+1. the prunable rows (:mod:`vestige.prunable`, one SQL query) are materialised as their
+   keys into a temporary table, numbered oldest first within each record;
+2. a real run deletes them in batches of ``batch_size`` rows, each batch its own
+   committed transaction; a dry run only counts them.
+
+Then ``transaction`` rows that no version row refers to any more are deleted the same
+way. A transaction is *referenced* by a version row (written by it, or superseded by
+it) or by a row of any other table with a ``transaction_id`` column (e.g. Continuum's
+``activity``). ``transaction_changes`` and ``transaction_meta`` rows are not references:
+they describe their transaction and are deleted with it, in the same batch.
+
+Why a rerun after an interruption ends in the same state: the prunable set is a function
+of what stays (the newest versions, the times of transactions that stay), so deleting
+part of it leaves the rest prunable; and within a record the oldest rows go first, so an
+interrupted run leaves a chain without holes (R2, R7).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
+
+from vestige.errors import ConfigError
+from vestige.policy import Policy
+from vestige.prunable import VersionTable, prunable_keys
+from vestige.prune_lock import pruner_lock
+from vestige.prune_report import (
+    TRANSACTION_PHASE,
+    Progress,
+    ProgressCallback,
+    PruneReport,
+    TableReport,
+)
+from vestige.registry import VersionedModel, versioned_models
+from vestige.versioning import versioning_manager
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "SQLITE_PAUSE",
+    "TRANSACTION_PHASE",
+    "Progress",
+    "PruneReport",
+    "TableReport",
+    "prune",
+    "version_tables",
+]
+
+DEFAULT_BATCH_SIZE = 5000
+SQLITE_PAUSE = 0.1
+NO_MODELS = (
+    "no versioned models are configured: import the models module (--models MODULE or "
+    "[tool.vestige] models) before pruning"
+)
+_KEYS_TABLE = "vestige_prune_keys_{}"
+_ORPHANS_TABLE = "vestige_prune_orphans"
+
+
+def version_tables(
+    policy: Policy, models: Mapping[str, VersionedModel] | None = None
+) -> list[VersionTable]:
+    """Every version table with the rules that apply to it, sorted by table name.
+
+    Args:
+        policy: The retention policy; its model names are checked against ``models``.
+        models: The versioned models (default: every configured one).
+
+    Raises:
+        ConfigError: The policy names a model that is not versioned.
+    """
+    models = versioned_models() if models is None else models
+    if not models:
+        raise ConfigError(NO_MODELS)
+    policy.check_models(models)
+    options = versioning_manager.options
+    tx_name = options["transaction_column_name"]
+    end_name = options["end_transaction_column_name"]
+    op_name = options["operation_type_column_name"]
+
+    def target(table: sa.Table, rules_name: str | None, association: bool) -> VersionTable:
+        missing = {tx_name, end_name, op_name} - set(table.c.keys())
+        if missing:
+            raise ConfigError(
+                f"{table.name} lacks column(s) {', '.join(sorted(missing))}; retention "
+                "needs Continuum's validity strategy"
+            )
+        return VersionTable(
+            table=table,
+            key=tuple(column for column in table.primary_key.columns if column.name != tx_name),
+            transaction_id=table.c[tx_name],
+            end_transaction_id=table.c[end_name],
+            operation_type=table.c[op_name],
+            rules=policy.for_model(rules_name) if rules_name else policy.default,
+            association=association,
+            label=rules_name or table.name,
+        )
+
+    found = {
+        model.version_table.name: target(model.version_table, name, False)
+        for name, model in models.items()
+    }
+    for table in versioning_manager.association_version_tables:
+        found.setdefault(table.name, target(table, None, True))
+    return [found[name] for name in sorted(found)]
+
+
+def prune(
+    engine: sa.Engine,
+    policy: Policy,
+    *,
+    dry_run: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    now: datetime | None = None,
+    models: Mapping[str, VersionedModel] | None = None,
+    on_progress: ProgressCallback | None = None,
+    pause: float | None = None,
+) -> PruneReport:
+    """Enforce ``policy`` on the history in ``engine``'s database.
+
+    Args:
+        engine: The application database.
+        policy: What to keep.
+        dry_run: Count what would be deleted and delete nothing.
+        batch_size: Rows per committed batch.
+        now: The time the policy's days count back from (default: now, naive UTC).
+        models: The versioned models (default: every configured one).
+        on_progress: Called after each committed batch, e.g. to draw a progress bar.
+        pause: Seconds to wait after each committed batch, so that writers waiting for
+            the database get their turn. Default: :data:`SQLITE_PAUSE` on SQLite, whose
+            one writer lock goes to whoever asks first (a waiting writer polls every
+            100 ms at most, and would otherwise starve), none on PostgreSQL, where a
+            batch only locks the rows it deletes.
+
+    Returns:
+        Per version table what was (or would be) deleted and kept, and the count of
+        ``transaction`` rows deleted.
+
+    Raises:
+        ConfigError: A bad batch size or a policy naming unknown models.
+        PrunerBusy: Another pruner is running on this database.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"the batch size must be at least 1, not {batch_size}")
+    started = time.perf_counter()
+    if now is None:
+        now = datetime.now(UTC)
+    if now.tzinfo is not None:
+        now = now.astimezone(UTC).replace(tzinfo=None)  # issued_at is naive UTC
+    targets = version_tables(policy, models)
+    transactions: sa.Table = versioning_manager.transaction_cls.__table__
+    references, dependents = _transaction_tables(transactions, targets)
+    notify = on_progress or (lambda progress: None)
+    with pruner_lock(engine), engine.connect() as conn:
+        if pause is None:
+            pause = SQLITE_PAUSE if engine.dialect.name == "sqlite" else 0.0
+        run = _Run(conn, transactions, now, batch_size, notify, pause)
+        try:
+            if dry_run:
+                tables = [run.count(i, target) for i, target in enumerate(targets)]
+                orphans = run.count_orphans(targets, references)
+            else:
+                tables = [run.delete(i, target) for i, target in enumerate(targets)]
+                orphans = run.delete_orphans(targets, references, dependents)
+        finally:
+            run.drop_scratch()
+    return PruneReport(dry_run, tuple(tables), orphans, time.perf_counter() - started)
+
+
+def _transaction_tables(
+    transactions: sa.Table, targets: Sequence[VersionTable]
+) -> tuple[list[sa.Column[Any]], list[sa.Column[Any]]]:
+    """Columns that refer to a transaction: (references that keep it, dependents)."""
+    tx_name = versioning_manager.options["transaction_column_name"]
+    dependent_tables = {
+        plugin.model_class.__table__
+        for plugin in versioning_manager.plugins
+        if isinstance(plugin, TransactionChangesPlugin | TransactionMetaPlugin)
+    }
+    version = {target.table for target in targets}
+    references: list[sa.Column[Any]] = []
+    dependents: list[sa.Column[Any]] = []
+    for table in transactions.metadata.tables.values():
+        if table is transactions or table in version:
+            continue
+        column = table.c.get(tx_name)
+        if column is None:
+            column = next(
+                (fk.parent for fk in table.foreign_keys if fk.column.table is transactions),
+                None,
+            )
+        if column is None:
+            continue
+        (dependents if table in dependent_tables else references).append(column)
+    return references, dependents
+
+
+def _tuple(columns: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[Any]:
+    return sa.tuple_(*columns) if len(columns) > 1 else columns[0]
+
+
+class _Run:
+    """One run's connection, scratch tables and batching."""
+
+    def __init__(
+        self,
+        conn: sa.Connection,
+        transactions: sa.Table,
+        now: datetime,
+        batch_size: int,
+        notify: ProgressCallback,
+        pause: float,
+    ) -> None:
+        self.conn = conn
+        self.transactions = transactions
+        self.now = now
+        self.batch_size = batch_size
+        self.notify = notify
+        self.pause = pause
+        self.scratch: list[sa.Table] = []
+        self.keys: dict[str, sa.Table] = {}
+
+    # --- scratch tables ----------------------------------------------------------------
+
+    def _materialise(
+        self, name: str, query: sa.Select[Any], order: Sequence[str], *, index_all: bool = False
+    ) -> tuple[sa.Table, int]:
+        """Store ``query``'s rows in a temporary table, numbered 1.. by ``seq`` in ``order``.
+
+        Returns:
+            The temporary table and its row count.
+        """
+        rows = query.order_by(None).subquery("rows")
+        numbered = sa.select(
+            sa.func.row_number().over(order_by=[rows.c[column] for column in order]).label("seq"),
+            *rows.c,
+        )
+        self.conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
+        create = numbered.into(name, temporary=True)
+        self.conn.execute(create)
+        table = create.table
+        self.scratch.append(table)
+        self.conn.execute(sa.text(f"CREATE INDEX {name}_seq ON {name} (seq)"))
+        if index_all:
+            quote = self.conn.dialect.identifier_preparer.quote
+            columns = ", ".join(quote(column) for column in rows.c.keys())  # noqa: SIM118
+            self.conn.execute(sa.text(f"CREATE INDEX {name}_all ON {name} ({columns})"))
+        if self.conn.dialect.name == "postgresql":
+            # temporary tables are never auto-analysed; without statistics the planner
+            # would hash-join every batch against the whole version table
+            self.conn.execute(sa.text(f"ANALYZE {name}"))
+        total = self.conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+        self.conn.commit()
+        return table, int(total)
+
+    def _batches(self, total: int) -> list[tuple[int, int]]:
+        return [(lo, lo + self.batch_size) for lo in range(0, total, self.batch_size)]
+
+    def _begin_batch(self) -> None:
+        """Open a batch's transaction; on PostgreSQL, steer it to index lookups.
+
+        A batch touches a few thousand rows of a large table; left alone, PostgreSQL's
+        planner often merge- or hash-joins the batch's keys against the whole table
+        (measured: 360 ms a batch instead of 20 ms on 1M versions). Nested loops over
+        the primary key and the transaction indexes touch only the rows of the batch.
+        """
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(
+                sa.text(
+                    "SELECT set_config('enable_mergejoin', 'off', true), "
+                    "set_config('enable_hashjoin', 'off', true)"
+                )
+            )
+
+    def _end_batch(self) -> None:
+        self.conn.commit()
+        if self.pause:
+            time.sleep(self.pause)
+
+    def drop_scratch(self) -> None:
+        """Drop this run's temporary tables (a dead connection drops them by itself)."""
+        with suppress(sa.exc.DBAPIError):
+            self.conn.rollback()
+            for table in self.scratch:
+                self.conn.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
+            self.conn.commit()
+        self.scratch.clear()
+
+    # --- version tables -----------------------------------------------------------------
+
+    def _row_id(self, target: VersionTable) -> sa.ColumnElement[Any] | None:
+        """PostgreSQL's physical address of a version row, for batches that skip the index."""
+        if self.conn.dialect.name != "postgresql":
+            return None
+        table = self.conn.dialect.identifier_preparer.format_table(target.table)
+        return sa.literal_column(f"{table}.ctid")
+
+    def _keys(self, index: int, target: VersionTable, *, dry_run: bool) -> tuple[sa.Table, int]:
+        order = [column.name for column in target.key] + ["transaction_id"]
+        table, total = self._materialise(
+            _KEYS_TABLE.format(index),
+            prunable_keys(
+                target, self.transactions, self.now, None if dry_run else self._row_id(target)
+            ),
+            order,
+            index_all=dry_run,
+        )
+        self.keys[target.name] = table
+        return table, total
+
+    def _row_key(self, target: VersionTable) -> list[sa.Column[Any]]:
+        return [*target.key, target.transaction_id]
+
+    def _examined(self, target: VersionTable) -> int:
+        count = sa.select(sa.func.count()).select_from(target.table)
+        return int(self.conn.execute(count).scalar_one())
+
+    def _oldest(self, target: VersionTable, *where: sa.ColumnElement[bool]) -> datetime | None:
+        """The issue time of the oldest transaction a (kept) row of ``target`` refers to."""
+        tx = self.transactions
+        # walks ix_transaction_issued_at from the oldest and stops at the first match
+        query = (
+            sa.select(tx.c.issued_at)
+            .where(
+                tx.c.issued_at.is_not(None),
+                sa.exists().where(target.transaction_id == tx.c.id, *where),
+            )
+            .order_by(tx.c.issued_at)
+            .limit(1)
+        )
+        oldest: datetime | None = self.conn.execute(query).scalar()
+        return oldest
+
+    def _in_keys(self, target: VersionTable, keys: sa.Table) -> sa.ColumnElement[bool]:
+        """``target``'s row has a match in ``keys`` (a correlated EXISTS)."""
+        return sa.exists().where(
+            *(keys.c[column.name] == column for column in self._row_key(target))
+        )
+
+    def count(self, index: int, target: VersionTable) -> TableReport:
+        """A dry run over one version table: what would go, nothing deleted."""
+        examined = self._examined(target)
+        if not examined:
+            return TableReport(target.name, 0, 0, 0, None)
+        keys, total = self._keys(index, target, dry_run=True)
+        self.notify(Progress(target.name, total, total))
+        oldest = self._oldest(target, sa.not_(self._in_keys(target, keys)))
+        self.conn.commit()
+        return TableReport(target.name, examined, total, examined - total, oldest)
+
+    def delete(self, index: int, target: VersionTable) -> TableReport:
+        """Delete one version table's prunable rows in committed batches."""
+        examined = self._examined(target)
+        if not examined:
+            self.notify(Progress(target.name, 0, 0))
+            return TableReport(target.name, 0, 0, 0, None)
+        keys, total = self._keys(index, target, dry_run=False)
+        self.notify(Progress(target.name, 0, total))
+        row_key = _tuple(self._row_key(target))
+        key_columns = [keys.c[column.name] for column in self._row_key(target)]
+        row_id = self._row_id(target)
+        same_key = [keys.c[column.name] == column for column in self._row_key(target)]
+        deleted = 0
+        for lo, hi in self._batches(total):
+            in_batch = [keys.c.seq > lo, keys.c.seq <= hi]
+            self._begin_batch()
+            expected = min(hi, total) - lo
+            count = 0
+            if row_id is not None:
+                # by physical address, the key checked too: a row that moved since the
+                # keys were stored is not matched, and is deleted by key just below
+                by_address = sa.delete(target.table).where(
+                    row_id == keys.c.row_id, *same_key, *in_batch
+                )
+                count = self.conn.execute(by_address).rowcount
+            if count < expected:
+                batch = sa.select(*key_columns).where(*in_batch)
+                count += self.conn.execute(
+                    sa.delete(target.table).where(row_key.in_(batch))
+                ).rowcount
+            self._end_batch()
+            deleted += count
+            self.notify(Progress(target.name, min(hi, total), total))
+        oldest = self._oldest(target)
+        self.conn.commit()
+        return TableReport(target.name, examined, deleted, examined - deleted, oldest)
+
+    # --- transactions -------------------------------------------------------------------
+
+    def _unreferenced(
+        self,
+        targets: Sequence[VersionTable],
+        references: Sequence[sa.Column[Any]],
+        *,
+        kept_only: bool,
+    ) -> list[sa.ColumnElement[bool]]:
+        """Conditions on ``transaction`` for: no (kept, if ``kept_only``) row refers to it."""
+        tx_id = self.transactions.c.id
+        conditions: list[sa.ColumnElement[bool]] = []
+        for target in targets:
+            for column in (target.transaction_id, target.end_transaction_id):
+                refers = [column == tx_id]
+                if kept_only and target.name in self.keys:
+                    refers.append(sa.not_(self._in_keys(target, self.keys[target.name])))
+                conditions.append(sa.not_(sa.exists().where(*refers)))
+        conditions.extend(sa.not_(sa.exists().where(column == tx_id)) for column in references)
+        return conditions
+
+    def count_orphans(
+        self, targets: Sequence[VersionTable], references: Sequence[sa.Column[Any]]
+    ) -> int:
+        """Transactions nothing would refer to once the dry run's rows were gone."""
+        unreferenced = self._unreferenced(targets, references, kept_only=True)
+        query = sa.select(sa.func.count()).select_from(self.transactions).where(*unreferenced)
+        total = int(self.conn.execute(query).scalar_one())
+        self.conn.commit()
+        self.notify(Progress(TRANSACTION_PHASE, total, total))
+        return total
+
+    def delete_orphans(
+        self,
+        targets: Sequence[VersionTable],
+        references: Sequence[sa.Column[Any]],
+        dependents: Sequence[sa.Column[Any]],
+    ) -> int:
+        """Delete, in committed batches, the transactions nothing refers to."""
+        tx_id = self.transactions.c.id
+        unreferenced = self._unreferenced(targets, references, kept_only=False)
+        candidates, total = self._materialise(
+            _ORPHANS_TABLE, sa.select(tx_id).where(*unreferenced), ["id"]
+        )
+        self.notify(Progress(TRANSACTION_PHASE, 0, total))
+        deleted = 0
+        for lo, hi in self._batches(total):
+            batch = sa.select(candidates.c.id).where(candidates.c.seq > lo, candidates.c.seq <= hi)
+            self._begin_batch()
+            # checked again: the batch deletes only what is unreferenced right now
+            ids = (
+                self.conn.execute(sa.select(tx_id).where(tx_id.in_(batch), *unreferenced))
+                .scalars()
+                .all()
+            )
+            if ids:
+                for column in dependents:
+                    self.conn.execute(sa.delete(column.table).where(column.in_(ids)))
+                result = self.conn.execute(sa.delete(self.transactions).where(tx_id.in_(ids)))
+                deleted += result.rowcount
+            self._end_batch()
+            self.notify(Progress(TRANSACTION_PHASE, min(hi, total), total))
+        return deleted
