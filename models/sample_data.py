@@ -58,6 +58,9 @@ def main() -> int:
     engine = sa.create_engine(load_settings().database_url)
     try:
         with Session(engine) as session:
+            present = session.scalar(sa.select(Package.id).where(Package.name == DEMO_PACKAGE))
+            if present is not None:
+                print(f"{DEMO_PACKAGE} is already there: nothing written", file=sys.stderr)
             print(write_sample_data(session))
     finally:
         engine.dispose()
