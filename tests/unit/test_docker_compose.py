@@ -19,8 +19,8 @@ def _compose() -> dict[str, Any]:
 
 def _readme_database_url() -> sa.URL:
     readme = (ROOT / "README.md").read_text()
-    urls = re.findall(r"DATABASE_URL=(postgresql\+psycopg2://\S+)", readme)
-    assert urls, "the README shows no PostgreSQL DATABASE_URL"
+    urls = re.findall(r"export DATABASE_URL=(postgresql\+psycopg2://\S+)", readme)
+    assert urls, "the README exports no PostgreSQL DATABASE_URL"
     assert len(set(urls)) == 1, f"the README shows different URLs: {set(urls)}"
     return sa.make_url(urls[0])
 
