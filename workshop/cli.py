@@ -9,11 +9,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
-from vestige.errors import VestigeError
+from vestige.cli_support import ErrorTranslatingGroup
 from workshop import messages
 from workshop.branches import setup as setup_branches
 from workshop.exercise_checks import check as check_exercise
@@ -30,16 +29,7 @@ from workshop.walkthrough import (
 )
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except VestigeError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ErrorTranslatingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """The Vestige workshop: four exercises, each on its own branch.
 

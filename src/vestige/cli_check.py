@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import click
 
 from vestige.check import check as run_check
 from vestige.check import models_metadata, project_alembic_config
-
-if TYPE_CHECKING:
-    from vestige.cli import Project
+from vestige.cli_support import Project, models_option
 
 OK_LINE = "ok: at head {heads}; {version_tables} version tables checked{native}"
 LINT_SKIPPED = "lint: skipped, its rules are PostgreSQL's and this database is {dialect}"
@@ -25,13 +22,7 @@ LINT_NOTHING = "lint: no pending revision takes a long lock"
     is_flag=True,
     help="Also lint pending revisions for long locks (PostgreSQL, needs squawk-cli).",
 )
-@click.option(
-    "--models",
-    "models_module",
-    metavar="MODULE",
-    default=None,
-    help="Module that declares the versioned models (default: [tool.vestige] models).",
-)
+@models_option
 @click.pass_obj
 def check(project: Project, as_json: bool, lint: bool, models_module: str | None) -> None:
     """Check that the database is at head and versioning matches the models.

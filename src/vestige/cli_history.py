@@ -2,9 +2,6 @@
 
 Model names are looked up in the mapped registry and keys are converted to the key
 column's Python type before anything reaches SQL.
-
-:mod:`vestige.cli` imports this module at its end to register the commands, so import
-``vestige.cli`` first (as the ``vestige`` entry point does), not this module on its own.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import orm
 
-from vestige.cli import Project, models_option, pass_project
+from vestige.cli_support import Project, models_option, pass_project
 from vestige.errors import ConfigError, RecordNotFound
 from vestige.history import (
     NO_HISTORY,
@@ -208,7 +205,6 @@ def _restore(
         click.echo(RESTORED.format(record=record, tx=plan.target.transaction_id, new_tx=new_tx))
 
 
-# Declared types let cli.py, which imports this module at its end, type-check the cycle.
 history_command: click.Command = _history
 restore_command: click.Command = _restore
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 import sqlalchemy as sa
@@ -13,14 +12,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from vestige.cli_support import Project, models_option
 from vestige.errors import ConfigError, DatabaseError
 from vestige.policy import load_policy
 from vestige.retention import DEFAULT_BATCH_SIZE, PruneReport
 from vestige.retention import Progress as PruneProgress
 from vestige.retention import prune as prune_history
-
-if TYPE_CHECKING:
-    from vestige.cli import Project
 
 __all__ = ["prune"]
 
@@ -72,15 +69,7 @@ def stderr_is_terminal() -> bool:
     help="Rows per committed batch.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")
-# the same --models as vestige.cli.models_option; not imported from there, because
-# vestige.cli imports this module to register the command
-@click.option(
-    "--models",
-    "models_module",
-    metavar="MODULE",
-    default=None,
-    help="Module that declares the versioned models (default: [tool.vestige] models).",
-)
+@models_option
 @click.pass_obj
 def prune(
     project: Project,
