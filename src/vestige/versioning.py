@@ -36,6 +36,8 @@ from sqlalchemy_continuum import VersioningManager
 from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.transaction import TransactionFactory
 
+from vestige.unit_of_work import SetBasedUnitOfWork
+
 __all__ = [
     "ISSUED_AT_INDEX",
     "Actor",
@@ -112,7 +114,7 @@ def make_versioned(
     manager: VersioningManager | None = None,
     plugins: Sequence[Plugin] = (),
     options: Mapping[str, Any] | None = None,
-    unit_of_work_cls: type | None = None,
+    unit_of_work_cls: type = SetBasedUnitOfWork,
 ) -> VersioningManager:
     """Turn versioning on for every mapper and session; call before declaring models.
 
@@ -122,7 +124,9 @@ def make_versioned(
         manager: The Continuum manager to configure (default: Continuum's global one).
         plugins: Continuum plugins to add after :class:`ActorPlugin`.
         options: Continuum options (``strategy``, ``native_versioning``, ...).
-        unit_of_work_cls: The unit of work class; ``None`` keeps the manager's.
+        unit_of_work_cls: The unit of work class. Vestige's
+            :class:`~vestige.unit_of_work.SetBasedUnitOfWork` by default; pass
+            ``sqlalchemy_continuum.UnitOfWork`` to go back to stock Continuum.
 
     Returns:
         The configured manager. Calling again with the same manager changes nothing.
@@ -130,8 +134,7 @@ def make_versioned(
     manager = manager if manager is not None else versioning_manager
     if id(manager) in _configured_managers:
         return manager
-    if unit_of_work_cls is not None:
-        manager.uow_class = unit_of_work_cls
+    manager.uow_class = unit_of_work_cls
     sqlalchemy_continuum.make_versioned(
         user_cls=user_cls,
         manager=manager,
