@@ -56,3 +56,18 @@ class VersionTablesMissing(VestigeError):
             "import your models and call vestige.versioning.configure_mappers() before "
             "autogenerate (see README, Migrations)"
         )
+
+
+class UnversionedWriteError(VestigeError):
+    """A bulk statement would change a versioned table without writing its history.
+
+    Raised by the bulk-write guard in ``raise`` mode (see :mod:`vestige.bulk_writes`)
+    before the statement runs, so nothing has changed.
+    """
+
+
+class UnversionedWriteWarning(UserWarning):
+    """A bulk statement changed a versioned table without writing its history.
+
+    Emitted by the bulk-write guard in ``warn`` mode, its default.
+    """

@@ -23,7 +23,7 @@ It is the default of :func:`vestige.versioning.make_versioned`; to go back to st
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,7 +42,7 @@ _SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _MAX_PARAMS = 30000
 
 
-class _CloseTarget:
+class CloseTarget:
     """One version table to close previous versions in, and the records to close."""
 
     __slots__ = ("end_column", "keys", "pk_attributes", "pk_columns", "table", "tx_column")
@@ -74,7 +74,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
 
     def reset(self, session: orm.Session | None = None) -> None:
         super().reset(session)
-        self._close_targets: dict[sa.Table, _CloseTarget] = {}
+        self._close_targets: dict[sa.Table, CloseTarget] = {}
 
     def update_version_validity(self, parent: Any, version_obj: Any) -> None:
         """Note the record whose previous version this flush must close.
@@ -92,7 +92,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
                 continue
             target = self._close_targets.get(class_.__table__)
             if target is None:
-                target = _CloseTarget(class_, tx_name, end_tx_name)
+                target = CloseTarget(class_, tx_name, end_tx_name)
                 self._close_targets[target.table] = target
             target.keys.add(tuple(getattr(version_obj, key) for key in target.pk_attributes))
 
@@ -105,7 +105,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         tx_id = self.current_transaction.id
         targets, self._close_targets = self._close_targets, {}
         for target in sorted(targets.values(), key=lambda t: t.table.fullname):
-            for statement in _close_statements(target, tx_id, connection.dialect.name):
+            for statement in close_statements(target, tx_id, connection.dialect.name):
                 connection.execute(statement)
 
     def _dialect_name(self) -> str:
@@ -113,25 +113,37 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         return str(bind.dialect.name)
 
 
-def _close_statements(target: _CloseTarget, tx_id: int, dialect: str) -> Iterator[sa.Update]:
+def close_statements(target: CloseTarget, tx_id: int, dialect: str) -> Iterator[sa.Update]:
     """The UPDATEs closing the open versions of ``target.keys`` older than ``tx_id``."""
-    width = len(target.pk_columns)
+    for keys in key_chunks(target.keys, len(target.pk_columns), dialect):
+        yield _close_statement(target, keys, tx_id, dialect)
+
+
+def key_chunks(
+    keys: Iterable[tuple[Any, ...]], width: int, dialect: str
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Primary keys in sorted order, in chunks that fit one statement's bind parameters."""
     limit = _SQLITE_MAX_PARAMS if dialect == "sqlite" else _MAX_PARAMS
-    chunk = max(1, (limit - 4) // max(width, 1))
-    keys = sorted(target.keys, key=_sort_key)
-    for start in range(0, len(keys), chunk):
-        yield _close_statement(target, keys[start : start + chunk], tx_id, dialect)
+    size = max(1, (limit - 8) // max(width, 1))
+    ordered = sorted(keys, key=_sort_key)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def match_keys(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]) -> Any:
+    """``(columns) IN (keys)``, as a plain IN for a one-column key."""
+    if len(columns) == 1:
+        return columns[0].in_([key[0] for key in keys])
+    return sa.tuple_(*columns).in_(keys)
 
 
 def _close_statement(
-    target: _CloseTarget, keys: Sequence[tuple[Any, ...]], tx_id: int, dialect: str
+    target: CloseTarget, keys: Sequence[tuple[Any, ...]], tx_id: int, dialect: str
 ) -> sa.Update:
     table, pk = target.table, target.pk_columns
-    if len(pk) == 1:
-        match = pk[0].in_([key[0] for key in keys])
-    else:
-        match = sa.tuple_(*pk).in_(keys)
-    open_before = sa.and_(target.end_column.is_(None), target.tx_column < tx_id, match)
+    open_before = sa.and_(
+        target.end_column.is_(None), target.tx_column < tx_id, match_keys(pk, keys)
+    )
     update = table.update().values({target.end_column.key: tx_id})
     if dialect != "postgresql":
         return update.where(open_before)

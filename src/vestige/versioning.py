@@ -36,6 +36,7 @@ from sqlalchemy_continuum import VersioningManager
 from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.transaction import TransactionFactory
 
+from vestige.bulk_writes import BulkWriteMode, install_bulk_write_guard
 from vestige.unit_of_work import SetBasedUnitOfWork
 
 __all__ = [
@@ -115,6 +116,7 @@ def make_versioned(
     plugins: Sequence[Plugin] = (),
     options: Mapping[str, Any] | None = None,
     unit_of_work_cls: type = SetBasedUnitOfWork,
+    bulk_writes: BulkWriteMode | None = None,
 ) -> VersioningManager:
     """Turn versioning on for every mapper and session; call before declaring models.
 
@@ -127,6 +129,9 @@ def make_versioned(
         unit_of_work_cls: The unit of work class. Vestige's
             :class:`~vestige.unit_of_work.SetBasedUnitOfWork` by default; pass
             ``sqlalchemy_continuum.UnitOfWork`` to go back to stock Continuum.
+        bulk_writes: What bulk ``update()``/``delete()``/``insert()`` statements on
+            versioned models do: ``"warn"``, ``"raise"`` or ``"version"`` (see
+            :mod:`vestige.bulk_writes`); by default ``[tool.vestige] bulk_writes``, else warn.
 
     Returns:
         The configured manager. Calling again with the same manager changes nothing.
@@ -142,6 +147,7 @@ def make_versioned(
         options=dict(options or {}),
     )
     sa.event.listen(orm.Mapper, "after_configured", lambda: _index_issued_at(manager))
+    install_bulk_write_guard(bulk_writes, manager=manager)
     _configured_managers.add(id(manager))
     return manager
 

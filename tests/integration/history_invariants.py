@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import pairwise
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,7 +43,7 @@ def _table_problems(
         elif {c: open_versions[0][c] for c in data} != values:
             problems.append(f"H1 {name} {key}: open version differs from the live row")
     for key, chain in chains.items():
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in pairwise(chain):
             if before["end_transaction_id"] != after["transaction_id"]:
                 problems.append(
                     f"H2 {name} {key}: version of tx {before['transaction_id']} ends at "
