@@ -360,7 +360,7 @@ def _insert_or_update(target: _Target, version_pk: list[sa.Column[Any]], tx_id: 
         .where(
             *(v == c for v, c in zip(version_pk, target.pk, strict=True)),
             target.end_tx.is_(None),
-            target.tx < tx_id,
+            target.tx != tx_id,
             target.version_table.c.operation_type != Operation.DELETE,
         )
         .exists()

@@ -114,7 +114,14 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
 
 
 def close_statements(target: CloseTarget, tx_id: int, dialect: str) -> Iterator[sa.Update]:
-    """The UPDATEs closing the open versions of ``target.keys`` older than ``tx_id``."""
+    """The UPDATEs closing the open versions of ``target.keys`` written before ``tx_id``.
+
+    "Before" means committed before, not a smaller id: Continuum numbers a transaction
+    at its first flush, so a concurrent writer with a larger id can commit a version of
+    the same record first. This transaction holds the record's row lock when it gets
+    here, so every other open version is closed by it and the record keeps exactly one
+    open version (H1); stock closes only the largest smaller id and leaves two open.
+    """
     for keys in key_chunks(target.keys, len(target.pk_columns), dialect):
         yield _close_statement(target, keys, tx_id, dialect)
 
@@ -142,7 +149,7 @@ def _close_statement(
 ) -> sa.Update:
     table, pk = target.table, target.pk_columns
     open_before = sa.and_(
-        target.end_column.is_(None), target.tx_column < tx_id, match_keys(pk, keys)
+        target.end_column.is_(None), target.tx_column != tx_id, match_keys(pk, keys)
     )
     update = table.update().values({target.end_column.key: tx_id})
     if dialect != "postgresql":
