@@ -24,13 +24,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from copy import copy
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy_continuum import UnitOfWork
 from sqlalchemy_continuum._compat import get_primary_keys
-from sqlalchemy_continuum.utils import end_tx_column_name, tx_column_name
+from sqlalchemy_continuum.plugins.base import Plugin
+from sqlalchemy_continuum.utils import (
+    end_tx_column_name,
+    tx_column_name,
+    version_class,
+    versioned_column_properties,
+)
 
 __all__ = ["SET_BASED_DIALECTS", "SetBasedUnitOfWork"]
 
@@ -62,31 +69,91 @@ class CloseTarget:
         self.end_column = table.c[end_tx]
         self.keys: set[tuple[Any, ...]] = set()
 
+    @classmethod
+    def like(cls, other: CloseTarget) -> CloseTarget:
+        """An empty target for the same table."""
+        target = cls.__new__(cls)
+        target.table, target.pk_attributes = other.table, other.pk_attributes
+        target.pk_columns, target.tx_column = other.pk_columns, other.tx_column
+        target.end_column, target.keys = other.end_column, set()
+        return target
+
+
+class RowPlan:
+    """How to write a version of one versioned class as a plain row (no ORM object)."""
+
+    __slots__ = ("attributes", "close", "columns", "operation_column", "table", "tx_column")
+
+    def __init__(self, manager: Any, cls: type, version_cls: type) -> None:
+        mapper: orm.Mapper[Any] = sa.inspect(version_cls)
+        self.table = cast(sa.Table, mapper.local_table)
+        properties = [prop.key for prop in versioned_column_properties(cls)]
+        self.attributes = properties
+        self.columns = [mapper.get_property(key).columns[0].key for key in properties]
+        self.tx_column = self.table.c[manager.option(cls, "transaction_column_name")].key
+        self.operation_column = self.table.c["operation_type"].key
+        self.close: CloseTarget | None = None
+        if manager.option(cls, "strategy") == "validity":
+            self.close = CloseTarget(
+                version_cls,
+                manager.option(cls, "transaction_column_name"),
+                manager.option(cls, "end_transaction_column_name"),
+            )
+
+    @classmethod
+    def for_class(cls, manager: Any, parent_cls: type) -> RowPlan | None:
+        """The plan for ``parent_cls``, or ``None`` when its versions need ORM objects."""
+        version_cls = version_class(parent_cls)
+        mapper: orm.Mapper[Any] = sa.inspect(version_cls)
+        if len(mapper.tables) != 1 or not isinstance(mapper.local_table, sa.Table):
+            return None  # joined inheritance: one version spans several tables
+        try:
+            return cls(manager, parent_cls, version_cls)
+        except (KeyError, sa.exc.InvalidRequestError):
+            return None
+
+    def row(self, target: Any, operation_type: int, tx_id: int) -> dict[str, Any]:
+        """The version row of ``target`` as it is now."""
+        row: dict[str, Any] = {self.tx_column: tx_id, self.operation_column: operation_type}
+        for attribute, column in zip(self.attributes, self.columns, strict=True):
+            try:
+                row[column] = getattr(target, attribute)
+            except orm.exc.ObjectDeletedError:
+                row[column] = None
+        return row
+
+    def record_key(self, target: Any) -> tuple[Any, ...]:
+        assert self.close is not None
+        return tuple(getattr(target, key) for key in self.close.pk_attributes)
+
 
 class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
-    """Continuum's unit of work, closing previous versions with one UPDATE per table.
+    """Continuum's unit of work, writing versions as rows and closing them set-based.
 
-    Everything else (transactions, version objects, plugins, association tables) is
-    Continuum's. Within one database transaction a record flushed several times keeps
-    one version (Continuum reuses it) and its previous version is closed once, by this
-    transaction: never with ``end_transaction_id == transaction_id``.
+    Transactions, plugins and association tables stay Continuum's. The versions of a
+    flush are written with one executemany INSERT per version table (no ORM version
+    objects), unless a plugin needs those objects (it implements
+    ``after_create_version_object``, as ``PropertyModTrackerPlugin`` does) or the class
+    uses joined inheritance: those keep Continuum's version objects. Within one database
+    transaction a record flushed several times keeps one version, refreshed, and its
+    previous version is closed once: never with ``end_transaction_id == transaction_id``.
     """
 
     def reset(self, session: orm.Session | None = None) -> None:
         super().reset(session)
         self._close_targets: dict[sa.Table, CloseTarget] = {}
+        self._written: dict[sa.Table, set[tuple[Any, ...]]] = {}
 
     def update_version_validity(self, parent: Any, version_obj: Any) -> None:
         """Note the record whose previous version this flush must close.
 
-        Called by Continuum for every new version under the ``validity`` strategy;
-        the close itself runs once per flush in :meth:`create_version_objects`.
+        Called by Continuum for every new version object under the ``validity``
+        strategy; the close itself runs once per flush in :meth:`create_version_objects`.
         """
         if self._dialect_name() not in SET_BASED_DIALECTS:
             super().update_version_validity(parent, version_obj)
             return
-        tx_name = tx_column_name(version_obj)
-        end_tx_name = end_tx_column_name(version_obj)
+        tx_name, end_tx_name = tx_column_name(version_obj), end_tx_column_name(version_obj)
         for class_ in version_obj.__class__.__mro__:
             if class_ not in self.manager.parent_class_map:
                 continue
@@ -97,11 +164,87 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             target.keys.add(tuple(getattr(version_obj, key) for key in target.pk_attributes))
 
     def create_version_objects(self, session: orm.Session) -> None:
-        """Write this flush's versions in one batch, then close their predecessors."""
-        super().create_version_objects(session)
+        """Write this flush's versions in one batch per table, then close their predecessors."""
+        options = self.manager.options
+        if not options["versioning"] or options["native_versioning"]:
+            return
+        if self._dialect_name() not in SET_BASED_DIALECTS:
+            super().create_version_objects(session)
+            return
+        rows: dict[sa.Table, list[dict[str, Any]]] = {}
+        refreshed: list[tuple[RowPlan, dict[str, Any], tuple[Any, ...]]] = []
+        for _key, operation in copy(self.operations).items():
+            if operation.processed:
+                continue
+            if not self.current_transaction:
+                raise Exception("Current transaction not available.")
+            plan = self._plan(operation.target.__class__)
+            if plan is None:
+                self.process_operation(operation)
+                continue
+            tx_id = self.current_transaction.id
+            row = plan.row(operation.target, operation.type, tx_id)
+            key = tuple(row[c.key] for c in plan.table.primary_key if c.key != plan.tx_column)
+            written = self._written.setdefault(plan.table, set())
+            if key in written:
+                refreshed.append((plan, row, key))
+            else:
+                written.add(key)
+                rows.setdefault(plan.table, []).append(row)
+            if plan.close is not None:
+                self._close_target_for(plan).keys.add(plan.record_key(operation.target))
+            operation.processed = True
+        self.version_session.flush()
+        connection = self.version_session.connection()
+        for table, batch in rows.items():
+            connection.execute(table.insert(), batch)
+        for plan, row, key in refreshed:
+            self._refresh(connection, plan, row, key)
+        self._close(connection)
+
+    def _plans(self) -> dict[type, RowPlan | None]:
+        plans: dict[type, RowPlan | None] | None = getattr(self.manager, "_vestige_plans", None)
+        if plans is None:
+            plans = {}
+            self.manager._vestige_plans = plans
+        return plans
+
+    def _plan(self, cls: type) -> RowPlan | None:
+        plans = self._plans()
+        if cls not in plans:
+            object_hooks = any(
+                type(plugin).after_create_version_object is not Plugin.after_create_version_object
+                for plugin in self.manager.plugins
+            )
+            plans[cls] = None if object_hooks else RowPlan.for_class(self.manager, cls)
+        return plans[cls]
+
+    def _close_target_for(self, plan: RowPlan) -> CloseTarget:
+        assert plan.close is not None
+        target = self._close_targets.get(plan.table)
+        if target is None:
+            target = CloseTarget.like(plan.close)
+            self._close_targets[plan.table] = target
+        return target
+
+    def _refresh(
+        self, connection: sa.Connection, plan: RowPlan, row: dict[str, Any], key: tuple[Any, ...]
+    ) -> None:
+        """Update this transaction's version of a record flushed again; insert it if gone.
+
+        Gone means a rolled-back savepoint took it: stock Continuum raises
+        ``StaleDataError`` there, Vestige writes the version again.
+        """
+        table = plan.table
+        pk = [c for c in table.primary_key if c.key != plan.tx_column]
+        where = [c == value for c, value in zip(pk, key, strict=True)]
+        where.append(table.c[plan.tx_column] == row[plan.tx_column])
+        if connection.execute(table.update().where(*where).values(row)).rowcount == 0:
+            connection.execute(table.insert(), [row])
+
+    def _close(self, connection: sa.Connection) -> None:
         if not self._close_targets:
             return
-        connection = self.version_session.connection()
         tx_id = self.current_transaction.id
         targets, self._close_targets = self._close_targets, {}
         for target in sorted(targets.values(), key=lambda t: t.table.fullname):

@@ -1,0 +1,1 @@
+"""Benchmarks: ./scripts/bench NAME runs bench/NAME.py and prints a ratio table."""
