@@ -23,6 +23,7 @@ It is the default of :func:`vestige.versioning.make_versioned`; to go back to st
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from copy import copy
 from typing import Any, cast
@@ -31,15 +32,17 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy_continuum import UnitOfWork
 from sqlalchemy_continuum._compat import get_primary_keys
+from sqlalchemy_continuum.operation import Operation
 from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.utils import (
     end_tx_column_name,
+    is_versioned,
     tx_column_name,
     version_class,
     versioned_column_properties,
 )
 
-__all__ = ["SET_BASED_DIALECTS", "SetBasedUnitOfWork"]
+__all__ = ["SET_BASED_DIALECTS", "SetBasedUnitOfWork", "install_fast_update_tracking"]
 
 SET_BASED_DIALECTS = frozenset({"postgresql", "sqlite"})
 """Dialects on which the close is set-based; others keep Continuum's per-row close."""
@@ -314,3 +317,60 @@ def _close_statement(
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
     return tuple((value is None, value) for value in key)
+
+
+class _TrackedClass:
+    """What the update tracker needs to know of a versioned class, computed once."""
+
+    __slots__ = ("collections", "primary_key", "versioned")
+
+    def __init__(self, cls: type) -> None:
+        mapper: orm.Mapper[Any] = sa.inspect(cls)
+        columns = {prop.key for prop in versioned_column_properties(cls)}
+        relationships = mapper.relationships
+        self.versioned = frozenset(
+            columns
+            | {r.key for r in relationships if any(c.key in columns for c in r.local_columns)}
+        )
+        self.collections = frozenset(
+            r.key for r in relationships if r.direction.name in ("ONETOMANY", "MANYTOMANY")
+        )
+        # The key Continuum's Operations use (sqlalchemy_continuum._compat.identity).
+        self.primary_key = tuple(get_primary_keys(cls))
+
+
+def install_fast_update_tracking(manager: Any) -> None:
+    """Make ``manager`` note updated objects without Continuum's per-row scan.
+
+    Continuum's ``after_update`` listener rebuilds the list of versioned properties and
+    inspects the history of every attribute of every updated row. This one knows the
+    versioned keys of each class and looks only at the attributes SQLAlchemy recorded
+    as changed (``committed_state``), with the same outcome. Installed on the instance,
+    so it outlives ``manager.reset()``; call before ``make_versioned`` registers it.
+    """
+    classes: weakref.WeakKeyDictionary[type, _TrackedClass] = weakref.WeakKeyDictionary()
+
+    def track_updates(mapper: orm.Mapper[Any], connection: sa.Connection, target: Any) -> None:
+        if not is_versioned(target):
+            return
+        cls = type(target)
+        tracked = classes.get(cls)
+        if tracked is None:
+            tracked = classes[cls] = _TrackedClass(cls)
+        state = sa.inspect(target)
+        changed = list(state.committed_state)
+        if not any(
+            key in tracked.versioned and state.attrs[key].history.has_changes() for key in changed
+        ):
+            return
+        # As Continuum's Operations.add_update: changed collections alone make no version.
+        if all(key in tracked.collections for key in changed):
+            return
+        session = orm.object_session(target)
+        assert session is not None
+        uow = manager._uow_from_conn(session.connection())
+        key = (cls, tuple(getattr(target, name) for name in tracked.primary_key))
+        uow.operations[key] = Operation(target, Operation.UPDATE)
+
+    manager.track_updates = track_updates
+    manager.mapper_listeners["after_update"] = track_updates

@@ -37,7 +37,7 @@ from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.transaction import TransactionFactory
 
 from vestige.bulk_writes import BulkWriteMode, install_bulk_write_guard
-from vestige.unit_of_work import SetBasedUnitOfWork
+from vestige.unit_of_work import SetBasedUnitOfWork, install_fast_update_tracking
 
 __all__ = [
     "ISSUED_AT_INDEX",
@@ -140,6 +140,8 @@ def make_versioned(
     if id(manager) in _configured_managers:
         return manager
     manager.uow_class = unit_of_work_cls
+    if issubclass(unit_of_work_cls, SetBasedUnitOfWork):
+        install_fast_update_tracking(manager)
     sqlalchemy_continuum.make_versioned(
         user_cls=user_cls,
         manager=manager,
