@@ -50,6 +50,9 @@ SET_BASED_DIALECTS = frozenset({"postgresql", "sqlite"})
 # SQLite before 3.32 accepts at most 999 bind parameters per statement.
 _SQLITE_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 _MAX_PARAMS = 30000
+# Plugin hooks that see (or look up, as ActivityPlugin does) version objects: a plugin
+# implementing one of them gets Continuum's version objects instead of plain rows.
+_OBJECT_HOOKS = ("after_create_version_object", "after_create_version_objects", "before_flush")
 
 
 class CloseTarget:
@@ -135,9 +138,10 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
 
     Transactions, plugins and association tables stay Continuum's. The versions of a
     flush are written with one executemany INSERT per version table (no ORM version
-    objects), unless a plugin needs those objects (it implements
-    ``after_create_version_object``, as ``PropertyModTrackerPlugin`` does) or the class
-    uses joined inheritance: those keep Continuum's version objects. Within one database
+    objects), unless a plugin may need those objects (it implements
+    ``after_create_version_object``, as ``PropertyModTrackerPlugin`` does, or
+    ``before_flush``, as ``ActivityPlugin`` does) or the class uses joined inheritance:
+    those keep Continuum's version objects. Within one database
     transaction a record flushed several times keeps one version, refreshed, and its
     previous version is closed once: never with ``end_transaction_id == transaction_id``.
     """
@@ -200,7 +204,12 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         self.version_session.flush()
         connection = self.version_session.connection()
         for table, batch in rows.items():
-            connection.execute(table.insert(), batch)
+            # Single-table inheritance: subclasses version different columns of one table.
+            by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
+            for row in batch:
+                by_columns.setdefault(frozenset(row), []).append(row)
+            for same in by_columns.values():
+                connection.execute(table.insert(), same)
         for plan, row, key in refreshed:
             self._refresh(connection, plan, row, key)
         self._close(connection)
@@ -216,8 +225,9 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         plans = self._plans()
         if cls not in plans:
             object_hooks = any(
-                type(plugin).after_create_version_object is not Plugin.after_create_version_object
+                getattr(type(plugin), hook) is not getattr(Plugin, hook)
                 for plugin in self.manager.plugins
+                for hook in _OBJECT_HOOKS
             )
             plans[cls] = None if object_hooks else RowPlan.for_class(self.manager, cls)
         return plans[cls]
