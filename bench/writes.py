@@ -88,9 +88,7 @@ def _timed_runs(variant: str, url: str, repeat: int) -> dict[str, list[float]]:
         base.metadata.drop_all(engine)
         base.metadata.create_all(engine)
         with Session(engine) as session:
-            session.add_all(
-                item(name=f"item {i}", quantity=i, note="first") for i in range(ROWS)
-            )
+            session.add_all(item(name=f"item {i}", quantity=i, note="first") for i in range(ROWS))
             began = time.perf_counter()
             session.commit()
             times["insert 2000"].append(time.perf_counter() - began)
@@ -177,11 +175,9 @@ def measure(dbs: list[str], repeat: int) -> dict[str, dict[str, dict[str, dict[s
 def table(results: dict[str, dict[str, dict[str, dict[str, float]]]], repeat: int) -> str:
     """The results as a text table: median seconds and ratio to unversioned."""
     lines = [
-        f"Median of {repeat} runs; ratio = median / unversioned median (same database, "
-        "same run).",
+        f"Median of {repeat} runs; ratio = median / unversioned median (same database, same run).",
         "",
-        f"{'database':<11}{'workload':<13}"
-        + "".join(f"{variant:>20}" for variant in VARIANTS),
+        f"{'database':<11}{'workload':<13}" + "".join(f"{variant:>20}" for variant in VARIANTS),
     ]
     for db, workloads in results.items():
         for workload, variants in workloads.items():

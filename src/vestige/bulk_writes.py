@@ -244,7 +244,9 @@ def _version_statement(
         return _version_insert(state, connection, target, tx_id)
     keys = _params_keys(state.parameters, target)
     if keys is None:
-        keys = _matching_keys(connection, target, getattr(statement, "whereclause", None))
+        parameters = state.parameters if isinstance(state.parameters, dict) else None
+        whereclause = getattr(statement, "whereclause", None)
+        keys = _matching_keys(connection, target, whereclause, parameters)
     if operation == "DELETE":
         _write_versions(connection, target, keys, tx_id, Operation.DELETE)
         return None
@@ -287,14 +289,17 @@ def _params_keys(parameters: Any, target: _Target) -> set[tuple[Any, ...]] | Non
 
 
 def _matching_keys(
-    connection: sa.Connection, target: _Target, whereclause: Any
+    connection: sa.Connection,
+    target: _Target,
+    whereclause: Any,
+    parameters: dict[str, Any] | None,
 ) -> set[tuple[Any, ...]]:
     query = sa.select(*target.pk).select_from(target.table).order_by(*target.pk)
     if whereclause is not None:
         query = query.where(whereclause)
     if connection.dialect.name == "postgresql":
         query = query.with_for_update(of=target.table)
-    return {tuple(row) for row in connection.execute(query)}
+    return {tuple(row) for row in connection.execute(query, parameters)}
 
 
 def _write_versions(

@@ -129,13 +129,21 @@ def test_version_mode_versions_a_bulk_update(schema_engine: sa.Engine, mode: str
     ids = _seed(schema_engine)
     with Session(schema_engine) as session:
         session.execute(
-            sa.update(models.Package).where(models.Package.id.in_(ids[:3])).values(summary="new")
+            sa.update(models.Package).where(models.Package.id.in_(ids[:2])).values(summary="new")
+        )
+        session.execute(
+            sa.update(models.Package)
+            .where(models.Package.name == sa.bindparam("chosen"))
+            .values(summary="new"),
+            {"chosen": "pkg2"},
         )
         session.commit()
         package = session.get(models.Package, ids[0])
         assert package is not None
         assert [v.summary for v in package.versions] == ["old", "new"]
         assert [v.operation_type for v in package.versions] == [INSERT, UPDATE]
+        changed = session.scalars(sa.select(models.PackageVersion.id).filter_by(summary="new"))
+        assert sorted(changed) == sorted(ids[:3])
         untouched = session.get(models.Package, ids[4])
         assert untouched is not None and untouched.versions.count() == 1
     _assert_history(schema_engine)
