@@ -24,6 +24,7 @@ they are locked then, in primary-key order).
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ class BulkWriteGuard:
         )
         if self.mode == "raise":
             raise UnversionedWriteError(message)
-        warnings.warn(message, UnversionedWriteWarning, stacklevel=6)
+        warnings.warn(message, UnversionedWriteWarning, stacklevel=_caller_level())
         return None
 
     def _versioned_model(self, statement: Any) -> type | None:
@@ -177,6 +178,16 @@ def remove_bulk_write_guard() -> None:
     if _installed is not None:
         sa.event.remove(orm.Session, "do_orm_execute", _installed)
         _installed = None
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the code that executed the statement."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        ("vestige.", "sqlalchemy.")
+    ):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _describe(statement: Any, operation: str, model: type) -> str:

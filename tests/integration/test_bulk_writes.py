@@ -70,8 +70,11 @@ def test_warn_names_the_model_and_statement_and_lets_it_run(
     with Session(schema_engine) as session:
         before = _versions(session)
         statement = sa.update(models.Package).where(models.Package.id == ids[0])
-        with pytest.warns(UnversionedWriteWarning, match=r"UPDATE on versioned model Package"):
+        with pytest.warns(
+            UnversionedWriteWarning, match=r"UPDATE on versioned model Package"
+        ) as caught:
             session.execute(statement.values(summary="new"))
+        assert caught[0].filename == __file__  # points at the code that ran the statement
         with pytest.warns(
             UnversionedWriteWarning, match=r"DELETE on versioned model Package.*DELETE FROM package"
         ):
