@@ -88,7 +88,17 @@ class CloseTarget:
 class RowPlan:
     """How to write a version of one versioned class as a plain row (no ORM object)."""
 
-    __slots__ = ("attributes", "close", "columns", "operation_column", "table", "tx_column")
+    __slots__ = (
+        "attributes",
+        "close",
+        "columns",
+        "copy_columns",
+        "copy_from",
+        "key_attributes",
+        "operation_column",
+        "table",
+        "tx_column",
+    )
 
     def __init__(self, manager: Any, cls: type, version_cls: type) -> None:
         mapper: orm.Mapper[Any] = sa.inspect(version_cls)
@@ -98,6 +108,27 @@ class RowPlan:
         self.columns = [mapper.get_property(key).columns[0].key for key in properties]
         self.tx_column = self.table.c[manager.option(cls, "transaction_column_name")].key
         self.operation_column = self.table.c["operation_type"].key
+        by_column = dict(zip(self.columns, self.attributes, strict=True))
+        self.key_attributes = [
+            by_column[c.key] for c in self.table.primary_key if c.key != self.tx_column
+        ]
+        # Inserted and updated rows can be copied by the database from the base table
+        # (INSERT ... SELECT), sending keys instead of values; not with inheritance,
+        # where the base table holds other classes' rows and columns too.
+        parent: orm.Mapper[Any] = sa.inspect(cls)
+        base = parent.local_table
+        self.copy_from: sa.Table | None = None
+        self.copy_columns: list[tuple[str, sa.ColumnElement[Any]]] = []
+        if (
+            isinstance(base, sa.Table)
+            and parent.inherits is None
+            and parent.polymorphic_on is None
+            and all(self.table.c[key].name in base.c for key in self.columns)
+        ):
+            self.copy_from = base
+            self.copy_columns = [
+                (self.table.c[key].name, base.c[self.table.c[key].name]) for key in self.columns
+            ]
         self.close: CloseTarget | None = None
         if manager.option(cls, "strategy") == "validity":
             self.close = CloseTarget(
@@ -129,8 +160,27 @@ class RowPlan:
         return row
 
     def record_key(self, target: Any) -> tuple[Any, ...]:
-        assert self.close is not None
-        return tuple(getattr(target, key) for key in self.close.pk_attributes)
+        """The record's primary key, in the order of the version table's."""
+        return tuple(getattr(target, key) for key in self.key_attributes)
+
+    def copy_statements(
+        self, keys: Iterable[tuple[Any, ...]], operation_type: int, tx_id: int, dialect: str
+    ) -> Iterator[sa.Insert]:
+        """``INSERT INTO <version> SELECT ... FROM <table>`` for these records as they are."""
+        assert self.copy_from is not None
+        base = self.copy_from
+        pk = [base.c[self.table.c[key].name] for key in self._key_columns()]
+        names = [name for name, _ in self.copy_columns]
+        names += [self.table.c[self.tx_column].name, self.table.c[self.operation_column].name]
+        values = [column for _, column in self.copy_columns]
+        for chunk in key_chunks(keys, len(pk), dialect):
+            rows = sa.select(*values, sa.literal(tx_id), sa.literal(operation_type)).where(
+                match_keys(pk, chunk)
+            )
+            yield self.table.insert().from_select(names, rows)
+
+    def _key_columns(self) -> list[str]:
+        return [c.key for c in self.table.primary_key if c.key != self.tx_column]
 
 
 class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
@@ -179,6 +229,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             super().create_version_objects(session)
             return
         rows: dict[sa.Table, list[dict[str, Any]]] = {}
+        copies: dict[tuple[RowPlan, int], list[tuple[Any, ...]]] = {}
         refreshed: list[tuple[RowPlan, dict[str, Any], tuple[Any, ...]]] = []
         for _key, operation in copy(self.operations).items():
             if operation.processed:
@@ -189,20 +240,28 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             if plan is None:
                 self.process_operation(operation)
                 continue
-            tx_id = self.current_transaction.id
-            row = plan.row(operation.target, operation.type, tx_id)
-            key = tuple(row[c.key] for c in plan.table.primary_key if c.key != plan.tx_column)
+            key = plan.record_key(operation.target)
             written = self._written.setdefault(plan.table, set())
-            if key in written:
-                refreshed.append((plan, row, key))
+            if key not in written and plan.copy_from is not None and operation.type != 2:
+                copies.setdefault((plan, operation.type), []).append(key)
             else:
-                written.add(key)
-                rows.setdefault(plan.table, []).append(row)
+                row = plan.row(operation.target, operation.type, self.current_transaction.id)
+                if key in written:
+                    refreshed.append((plan, row, key))
+                else:
+                    rows.setdefault(plan.table, []).append(row)
+            written.add(key)
             if plan.close is not None:
-                self._close_target_for(plan).keys.add(plan.record_key(operation.target))
+                close = self._close_target_for(plan)
+                close.keys.add(tuple(getattr(operation.target, a) for a in close.pk_attributes))
             operation.processed = True
         self.version_session.flush()
         connection = self.version_session.connection()
+        dialect = connection.dialect.name
+        for (plan, operation_type), keys in copies.items():
+            tx_id = self.current_transaction.id
+            for statement in plan.copy_statements(keys, operation_type, tx_id, dialect):
+                connection.execute(statement)
         for table, batch in rows.items():
             # Single-table inheritance: subclasses version different columns of one table.
             by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
