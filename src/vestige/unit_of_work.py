@@ -119,15 +119,16 @@ class RowPlan:
         base = parent.local_table
         self.copy_from: sa.Table | None = None
         self.copy_columns: list[tuple[str, sa.ColumnElement[Any]]] = []
+        base_columns = {c.name: c for c in base.c} if isinstance(base, sa.Table) else {}
         if (
             isinstance(base, sa.Table)
             and parent.inherits is None
             and parent.polymorphic_on is None
-            and all(self.table.c[key].name in base.c for key in self.columns)
+            and all(self.table.c[key].name in base_columns for key in self.columns)
         ):
             self.copy_from = base
             self.copy_columns = [
-                (self.table.c[key].name, base.c[self.table.c[key].name]) for key in self.columns
+                (key, base_columns[self.table.c[key].name]) for key in self.columns
             ]
         self.close: CloseTarget | None = None
         if manager.option(cls, "strategy") == "validity":
@@ -169,9 +170,10 @@ class RowPlan:
         """``INSERT INTO <version> SELECT ... FROM <table>`` for these records as they are."""
         assert self.copy_from is not None
         base = self.copy_from
-        pk = [base.c[self.table.c[key].name] for key in self._key_columns()]
+        by_name = {c.name: c for c in base.c}
+        pk = [by_name[self.table.c[key].name] for key in self._key_columns()]
         names = [name for name, _ in self.copy_columns]
-        names += [self.table.c[self.tx_column].name, self.table.c[self.operation_column].name]
+        names += [self.tx_column, self.operation_column]
         values = [column for _, column in self.copy_columns]
         for chunk in key_chunks(keys, len(pk), dialect):
             rows = sa.select(*values, sa.literal(tx_id), sa.literal(operation_type)).where(
@@ -408,38 +410,59 @@ class _TrackedClass:
         self.primary_key = tuple(get_primary_keys(cls))
 
 
+def _unit_of_work(manager: Any, target: Any) -> Any:
+    # As Continuum's listeners do: through the session's connection, not the event's.
+    session = orm.object_session(target)
+    assert session is not None
+    return manager._uow_from_conn(session.connection())
+
+
 def install_fast_update_tracking(manager: Any) -> None:
-    """Make ``manager`` note updated objects without Continuum's per-row scan.
+    """Make ``manager`` note inserted and updated objects without per-row scans.
 
     Continuum's ``after_update`` listener rebuilds the list of versioned properties and
-    inspects the history of every attribute of every updated row. This one knows the
-    versioned keys of each class and looks only at the attributes SQLAlchemy recorded
-    as changed (``committed_state``), with the same outcome. Installed on the instance,
-    so it outlives ``manager.reset()``; call before ``make_versioned`` registers it.
+    inspects the history of every attribute of every updated row, and both listeners
+    recompute the primary-key attributes of the class for every row. These know each
+    class once and look only at the attributes SQLAlchemy recorded as changed
+    (``committed_state``), with the same outcome. Installed on the instance, so they
+    outlive ``manager.reset()``; call before ``make_versioned`` registers them.
     """
     classes: weakref.WeakKeyDictionary[type, _TrackedClass] = weakref.WeakKeyDictionary()
+
+    def tracked(target: Any) -> _TrackedClass:
+        cls = type(target)
+        found = classes.get(cls)
+        if found is None:
+            found = classes[cls] = _TrackedClass(cls)
+        return found
+
+    def track_inserts(mapper: orm.Mapper[Any], connection: sa.Connection, target: Any) -> None:
+        if not is_versioned(target):
+            return
+        uow = _unit_of_work(manager, target)
+        key = (type(target), tuple(getattr(target, n) for n in tracked(target).primary_key))
+        # As Continuum's Operations.add_insert: deleted, then inserted again, is an update.
+        kind = Operation.UPDATE if key in uow.operations.objects else Operation.INSERT
+        uow.operations[key] = Operation(target, kind)
 
     def track_updates(mapper: orm.Mapper[Any], connection: sa.Connection, target: Any) -> None:
         if not is_versioned(target):
             return
-        cls = type(target)
-        tracked = classes.get(cls)
-        if tracked is None:
-            tracked = classes[cls] = _TrackedClass(cls)
+        known = tracked(target)
         state = sa.inspect(target)
         changed = list(state.committed_state)
         if not any(
-            key in tracked.versioned and state.attrs[key].history.has_changes() for key in changed
+            key in known.versioned and state.attrs[key].history.has_changes() for key in changed
         ):
             return
         # As Continuum's Operations.add_update: changed collections alone make no version.
-        if all(key in tracked.collections for key in changed):
+        if all(key in known.collections for key in changed):
             return
-        session = orm.object_session(target)
-        assert session is not None
-        uow = manager._uow_from_conn(session.connection())
-        key = (cls, tuple(getattr(target, name) for name in tracked.primary_key))
+        uow = _unit_of_work(manager, target)
+        key = (type(target), tuple(getattr(target, name) for name in known.primary_key))
         uow.operations[key] = Operation(target, Operation.UPDATE)
 
+    manager.track_inserts = track_inserts
     manager.track_updates = track_updates
+    manager.mapper_listeners["after_insert"] = track_inserts
     manager.mapper_listeners["after_update"] = track_updates
