@@ -231,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", default=",".join(STRATEGIES), help="shipped,validity")
     parser.add_argument("--subset", action="store_true", help="only the CI subset")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time (default 2)")
+    parser.add_argument(
+        "--stock-from",
+        type=Path,
+        metavar="DIR",
+        help="reuse the stock runs' reports (<db>-<strategy>-stock.xml) from an earlier "
+        "run's report directory instead of running stock again",
+    )
     parser.add_argument("paths", nargs="*", help="test paths inside the suite (default: all)")
     args = parser.parse_args(argv)
     dbs = [db for db in args.db.split(",") if db]
@@ -242,11 +249,16 @@ def main(argv: list[str] | None = None) -> int:
     paths = args.paths or (SUBSET if args.subset else ["tests"])
     fetch()
     runs = [Run(db, strategy, uow) for db in dbs for strategy in strategies for uow in UOWS]
+    reused = [run for run in runs if args.stock_from and run.uow == "stock"]
+    for run in reused:
+        run.outcomes = outcomes(args.stock_from / f"{run.name}.xml")
     out = CACHE / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     out.mkdir(parents=True)
     what = "the CI subset" if args.subset and not args.paths else " ".join(paths)
     print(f"SQLAlchemy-Continuum {VERSION} test suite, {what} (reports in {out}):", flush=True)
-    execute(runs, paths, max(1, args.parallel), out)
+    for run in reused:
+        print(f"  {run.name}: {_summary(run)} (reused from {args.stock_from})", flush=True)
+    execute([run for run in runs if run not in reused], paths, max(1, args.parallel), out)
     lost = report(runs)
     print(f"\n{lost} regression(s)" if lost else "\nno regressions")
     return 1 if lost else 0
