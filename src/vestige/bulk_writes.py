@@ -109,8 +109,11 @@ class BulkWriteGuard:
     def __call__(self, state: orm.ORMExecuteState) -> Any:
         if not (state.is_update or state.is_delete or state.is_insert):
             return None
-        if state.execution_options.get(SKIP_OPTION) or not self.manager.options["versioning"]:
+        options = self.manager.options
+        if state.execution_options.get(SKIP_OPTION) or not options["versioning"]:
             return None
+        if options["native_versioning"]:
+            return None  # the database's triggers version every statement
         model = self._versioned_model(state.statement)
         if model is None:
             return None
@@ -322,8 +325,9 @@ def _write_versions(
 ) -> None:
     """Version the rows ``keys`` of ``target.table`` as they are now, in transaction ``tx_id``."""
     dialect = connection.dialect.name
-    version, table = target.version_table, target.table
-    version_pk = [version.c[c.name] for c in target.pk]
+    version = target.version_table
+    version_by_name = {c.name: c for c in version.c}
+    version_pk = [version_by_name[c.name] for c in target.pk]
     for chunk in key_chunks(keys, len(target.pk), dialect):
         # A record already versioned in this transaction keeps its one version, refreshed.
         current = {
@@ -333,9 +337,9 @@ def _write_versions(
             )
         }
         if current:
-            refreshed: dict[str, Any] = {c.name: table.c[c.name] for c in _copied(target)}
+            refreshed: dict[Any, Any] = {v: base for v, base in _copied(target)}
             if operation == Operation.DELETE:
-                refreshed["operation_type"] = sa.literal(operation)
+                refreshed[version.c.operation_type] = sa.literal(operation)
             connection.execute(
                 version.update()
                 .where(
@@ -352,10 +356,10 @@ def _write_versions(
         if target.end_tx is not None and operation == Operation.INSERT:
             operation_type = _insert_or_update(target, version_pk, tx_id)
         copied = _copied(target)
-        columns = [c.name for c in copied] + [target.tx.name, "operation_type"]
-        rows = sa.select(
-            *(table.c[c.name] for c in copied), sa.literal(tx_id), operation_type
-        ).where(match_keys(target.pk, fresh))
+        columns = [v.key for v, _ in copied] + [target.tx.key, version.c.operation_type.key]
+        rows = sa.select(*(base for _, base in copied), sa.literal(tx_id), operation_type).where(
+            match_keys(target.pk, fresh)
+        )
         connection.execute(version.insert().from_select(columns, rows))
         if target.end_tx is not None:
             close = CloseTarget(target.version_cls, target.tx.name, target.end_tx.name)
@@ -364,8 +368,10 @@ def _write_versions(
                 connection.execute(statement)
 
 
-def _copied(target: _Target) -> Sequence[sa.Column[Any]]:
-    return [c for c in target.version_table.c if c.name in target.table.c]
+def _copied(target: _Target) -> Sequence[tuple[sa.Column[Any], sa.Column[Any]]]:
+    """Pairs (version column, base column) of the same name: what a version copies."""
+    base = {c.name: c for c in target.table.c}
+    return [(c, base[c.name]) for c in target.version_table.c if c.name in base]
 
 
 def _insert_or_update(target: _Target, version_pk: list[sa.Column[Any]], tx_id: int) -> Any:

@@ -381,8 +381,8 @@ def _close_statement(
         .subquery("locked")
     )
     return update.where(
-        *(column == locked.c[column.name] for column in pk),
-        target.tx_column == locked.c[target.tx_column.name],
+        *(column == locked.c[column.key] for column in pk),
+        target.tx_column == locked.c[target.tx_column.key],
     )
 
 
