@@ -1,12 +1,15 @@
-"""A unit of work that closes previous versions set-based.
+"""A unit of work that writes versions and closes previous ones set-based.
 
 With the ``validity`` strategy every new version closes the record's previous one
 (sets its ``end_transaction_id``). Stock Continuum does that with one autoflushing
 SELECT per changed row, which also breaks SQLAlchemy's batched INSERTs of the version
-rows. :class:`SetBasedUnitOfWork` lets the version rows go in as one batch and then
-closes the previous versions with one UPDATE per version table per flush (per parent
-table too in joined inheritance; a few more only when a flush touches more records
-than the database accepts bind parameters in one statement).
+rows. :class:`SetBasedUnitOfWork` writes the versions of a flush without ORM objects
+(``INSERT ... SELECT`` from the base table for inserted and updated records, one
+executemany for deleted ones) and closes the previous versions with one UPDATE per
+version table per flush (per parent table too in joined inheritance; a few more only
+when a flush touches more records than the database accepts bind parameters in one
+statement). :func:`install_fast_update_tracking` replaces Continuum's per-row insert
+and update listeners with equivalents that know each class once.
 
 On PostgreSQL the UPDATE locks the rows it closes in primary-key order first (an
 ordered ``SELECT ... FOR UPDATE`` in its ``FROM``), so concurrent flushes over
@@ -189,13 +192,13 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
     """Continuum's unit of work, writing versions as rows and closing them set-based.
 
     Transactions, plugins and association tables stay Continuum's. The versions of a
-    flush are written with one executemany INSERT per version table (no ORM version
-    objects), unless a plugin may need those objects (it implements
-    ``after_create_version_object``, as ``PropertyModTrackerPlugin`` does, or
-    ``before_flush``, as ``ActivityPlugin`` does) or the class uses joined inheritance:
-    those keep Continuum's version objects. Within one database
-    transaction a record flushed several times keeps one version, refreshed, and its
-    previous version is closed once: never with ``end_transaction_id == transaction_id``.
+    flush are written without ORM version objects (``INSERT ... SELECT`` from the base
+    table, or one executemany per version table), unless a plugin may need those
+    objects (it implements ``after_create_version_object``, as ``PropertyModTrackerPlugin``
+    does, or ``before_flush``, as ``ActivityPlugin`` does) or the class uses joined
+    inheritance: those keep Continuum's version objects. Within one database transaction
+    a record flushed several times keeps one version, refreshed, and its previous version
+    is closed once: never with ``end_transaction_id == transaction_id``.
     """
 
     def reset(self, session: orm.Session | None = None) -> None:
