@@ -207,11 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     dbs = [db for db in args.db.split(",") if db]
     unknown = sorted(set(dbs) - set(DATABASES))
-    if unknown or args.repeat < 1:
-        parser.error(
-            f"--db takes {', '.join(DATABASES)} (got {', '.join(unknown) or args.db}); "
-            "--repeat must be at least 1"
-        )
+    if unknown:
+        parser.error(f"--db takes {', '.join(DATABASES)}, not {', '.join(unknown)}")
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
     results = measure(dbs, args.repeat)
     print(json.dumps(results, indent=2) if args.json else table(results, args.repeat))
     return 0
