@@ -79,3 +79,18 @@ class PrunerBusy(VestigeError):
     """Another pruner holds the retention lock on this database."""
 
     exit_code = 3
+
+
+class UnversionedWriteError(VestigeError):
+    """A bulk statement would change a versioned table without writing its history.
+
+    Raised by the bulk-write guard in ``raise`` mode (see :mod:`vestige.bulk_writes`)
+    before the statement runs, so nothing has changed.
+    """
+
+
+class UnversionedWriteWarning(UserWarning):
+    """A bulk statement changed a versioned table without writing its history.
+
+    Emitted by the bulk-write guard in ``warn`` mode, its default.
+    """

@@ -36,6 +36,9 @@ from sqlalchemy_continuum import VersioningManager
 from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.transaction import TransactionFactory
 
+from vestige.bulk_writes import BulkWriteMode, install_bulk_write_guard
+from vestige.unit_of_work import SetBasedUnitOfWork, install_fast_update_tracking
+
 __all__ = [
     "ISSUED_AT_INDEX",
     "Actor",
@@ -112,7 +115,8 @@ def make_versioned(
     manager: VersioningManager | None = None,
     plugins: Sequence[Plugin] = (),
     options: Mapping[str, Any] | None = None,
-    unit_of_work_cls: type | None = None,
+    unit_of_work_cls: type = SetBasedUnitOfWork,
+    bulk_writes: BulkWriteMode | None = None,
 ) -> VersioningManager:
     """Turn versioning on for every mapper and session; call before declaring models.
 
@@ -122,7 +126,12 @@ def make_versioned(
         manager: The Continuum manager to configure (default: Continuum's global one).
         plugins: Continuum plugins to add after :class:`ActorPlugin`.
         options: Continuum options (``strategy``, ``native_versioning``, ...).
-        unit_of_work_cls: The unit of work class; ``None`` keeps the manager's.
+        unit_of_work_cls: The unit of work class. Vestige's
+            :class:`~vestige.unit_of_work.SetBasedUnitOfWork` by default; pass
+            ``sqlalchemy_continuum.UnitOfWork`` to go back to stock Continuum.
+        bulk_writes: What bulk ``update()``/``delete()``/``insert()`` statements on
+            versioned models do: ``"warn"``, ``"raise"`` or ``"version"`` (see
+            :mod:`vestige.bulk_writes`); by default ``[tool.vestige] bulk_writes``, else warn.
 
     Returns:
         The configured manager. Calling again with the same manager changes nothing.
@@ -130,8 +139,9 @@ def make_versioned(
     manager = manager if manager is not None else versioning_manager
     if id(manager) in _configured_managers:
         return manager
-    if unit_of_work_cls is not None:
-        manager.uow_class = unit_of_work_cls
+    manager.uow_class = unit_of_work_cls
+    if issubclass(unit_of_work_cls, SetBasedUnitOfWork):
+        install_fast_update_tracking(manager)
     sqlalchemy_continuum.make_versioned(
         user_cls=user_cls,
         manager=manager,
@@ -139,6 +149,7 @@ def make_versioned(
         options=dict(options or {}),
     )
     sa.event.listen(orm.Mapper, "after_configured", lambda: _index_issued_at(manager))
+    install_bulk_write_guard(bulk_writes, manager=manager)
     _configured_managers.add(id(manager))
     return manager
 
