@@ -32,7 +32,8 @@ def app(ctx: click.Context) -> None:
 
     \b
     Example:
-        DATABASE_URL=postgresql+psycopg2://postgres@localhost/app vestige --help
+        vestige history Package 1
+        DATABASE_URL=postgresql+psycopg2://postgres@localhost/app vestige check
     """
     try:
         settings = load_settings()
