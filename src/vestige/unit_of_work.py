@@ -29,16 +29,20 @@ import sqlite3
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from copy import copy
+from itertools import chain
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
+from sqlalchemy.orm.attributes import get_history, instance_state
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy_continuum import UnitOfWork
 from sqlalchemy_continuum._compat import get_primary_keys
 from sqlalchemy_continuum.operation import Operation
 from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.utils import (
     end_tx_column_name,
+    is_modified,
     is_versioned,
     tx_column_name,
     version_class,
@@ -206,6 +210,19 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         self._close_targets: dict[sa.Table, CloseTarget] = {}
         self._written: dict[sa.Table, set[tuple[Any, ...]]] = {}
 
+    def is_modified(self, session: orm.Session) -> bool:
+        """Whether the session holds a versioned change, as Continuum decides it.
+
+        Continuum scans every object of the session (its identity map too) and rebuilds
+        each one's versioned property lists; an unchanged object has no attribute
+        history, so only new, deleted and dirty objects are looked at here.
+        """
+        if any(is_versioned(obj) for obj in chain(session.new, session.deleted)):
+            return True
+        if any(is_versioned(obj) and is_modified(obj) for obj in session.dirty):
+            return True
+        return any(self.manager.plugins.is_session_modified(session))
+
     def update_version_validity(self, parent: Any, version_obj: Any) -> None:
         """Note the record whose previous version this flush must close.
 
@@ -352,7 +369,10 @@ def key_chunks(
     """Primary keys in sorted order, in chunks that fit one statement's bind parameters."""
     limit = _SQLITE_MAX_PARAMS if dialect == "sqlite" else _MAX_PARAMS
     size = max(1, (limit - 8) // max(width, 1))
-    ordered = sorted(keys, key=_sort_key)
+    try:
+        ordered = sorted(keys)
+    except TypeError:  # a NULL key column next to values: NULLs last
+        ordered = sorted(keys, key=_sort_key)
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]
 
@@ -413,11 +433,37 @@ class _TrackedClass:
         self.primary_key = tuple(get_primary_keys(cls))
 
 
-def _unit_of_work(manager: Any, target: Any) -> Any:
-    # As Continuum's listeners do: through the session's connection, not the event's.
-    session = orm.object_session(target)
-    assert session is not None
-    return manager._uow_from_conn(session.connection())
+class _SessionUnitsOfWork:
+    """Which unit of work a session's flush writes to, looked up once per transaction.
+
+    Continuum's listeners find it through ``session.connection()`` for every row. Within
+    one session transaction that connection does not change, so the answer is kept
+    while the transaction lasts and the manager still holds that unit of work.
+    """
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.known: weakref.WeakKeyDictionary[orm.Session, tuple[Any, Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self, target: Any) -> Any:
+        # As Continuum's listeners do: through the session's connection, not the event's.
+        session = orm.object_session(target)
+        assert session is not None
+        transaction = session.get_transaction()
+        found = self.known.get(session)
+        if found is not None:
+            known_transaction, connection, uow = found
+            if (
+                known_transaction is transaction
+                and self.manager.units_of_work.get(connection) is uow
+            ):
+                return uow
+        connection = session.connection()
+        uow = self.manager._uow_from_conn(connection)
+        self.known[session] = (transaction, connection, uow)
+        return uow
 
 
 def install_fast_update_tracking(manager: Any) -> None:
@@ -431,6 +477,7 @@ def install_fast_update_tracking(manager: Any) -> None:
     outlive ``manager.reset()``; call before ``make_versioned`` registers them.
     """
     classes: weakref.WeakKeyDictionary[type, _TrackedClass] = weakref.WeakKeyDictionary()
+    unit_of_work = _SessionUnitsOfWork(manager)
 
     def tracked(target: Any) -> _TrackedClass:
         cls = type(target)
@@ -442,7 +489,7 @@ def install_fast_update_tracking(manager: Any) -> None:
     def track_inserts(mapper: orm.Mapper[Any], connection: sa.Connection, target: Any) -> None:
         if not is_versioned(target):
             return
-        uow = _unit_of_work(manager, target)
+        uow = unit_of_work(target)
         key = (type(target), tuple(getattr(target, n) for n in tracked(target).primary_key))
         # As Continuum's Operations.add_insert: deleted, then inserted again, is an update.
         kind = Operation.UPDATE if key in uow.operations.objects else Operation.INSERT
@@ -452,16 +499,17 @@ def install_fast_update_tracking(manager: Any) -> None:
         if not is_versioned(target):
             return
         known = tracked(target)
-        state = sa.inspect(target)
-        changed = list(state.committed_state)
+        changed = list(instance_state(target).committed_state)
+        versioned = known.versioned
         if not any(
-            key in known.versioned and state.attrs[key].history.has_changes() for key in changed
+            key in versioned and get_history(target, key, PASSIVE_NO_INITIALIZE).has_changes()
+            for key in changed
         ):
             return
         # As Continuum's Operations.add_update: changed collections alone make no version.
         if all(key in known.collections for key in changed):
             return
-        uow = _unit_of_work(manager, target)
+        uow = unit_of_work(target)
         key = (type(target), tuple(getattr(target, name) for name in known.primary_key))
         uow.operations[key] = Operation(target, Operation.UPDATE)
 
