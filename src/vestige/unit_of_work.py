@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import copy
 from itertools import chain
+from operator import attrgetter
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -98,10 +99,12 @@ class RowPlan:
     __slots__ = (
         "attributes",
         "close",
+        "close_by_record_key",
         "columns",
         "copy_columns",
         "copy_from",
         "key_attributes",
+        "key_of",
         "operation_column",
         "table",
         "tx_column",
@@ -144,6 +147,11 @@ class RowPlan:
                 manager.option(cls, "transaction_column_name"),
                 manager.option(cls, "end_transaction_column_name"),
             )
+        self.key_of = key_getter(self.key_attributes)
+        # The close target keys records as the version table does; mostly the same key.
+        self.close_by_record_key = (
+            self.close is not None and self.close.pk_attributes == self.key_attributes
+        )
 
     @classmethod
     def for_class(cls, manager: Any, parent_cls: type) -> RowPlan | None:
@@ -169,7 +177,7 @@ class RowPlan:
 
     def record_key(self, target: Any) -> tuple[Any, ...]:
         """The record's primary key, in the order of the version table's."""
-        return tuple(getattr(target, key) for key in self.key_attributes)
+        return self.key_of(target)
 
     def copy_statements(
         self, keys: Iterable[tuple[Any, ...]], operation_type: int, tx_id: int, dialect: str
@@ -275,7 +283,10 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             written.add(key)
             if plan.close is not None:
                 close = self._close_target_for(plan)
-                close.keys.add(tuple(getattr(operation.target, a) for a in close.pk_attributes))
+                if plan.close_by_record_key:
+                    close.keys.add(key)
+                else:
+                    close.keys.add(tuple(getattr(operation.target, a) for a in close.pk_attributes))
             operation.processed = True
         self.version_session.flush()
         connection = self.version_session.connection()
@@ -409,6 +420,14 @@ def _close_statement(
     )
 
 
+def key_getter(attributes: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function reading these attributes of an object as a tuple."""
+    if len(attributes) == 1:
+        (only,) = attributes
+        return lambda target: (getattr(target, only),)
+    return cast("Callable[[Any], tuple[Any, ...]]", attrgetter(*attributes))
+
+
 def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
     return tuple((value is None, value) for value in key)
 
@@ -416,7 +435,7 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
 class _TrackedClass:
     """What the update tracker needs to know of a versioned class, computed once."""
 
-    __slots__ = ("collections", "primary_key", "versioned")
+    __slots__ = ("collections", "key_of", "versioned")
 
     def __init__(self, cls: type) -> None:
         mapper: orm.Mapper[Any] = sa.inspect(cls)
@@ -430,7 +449,7 @@ class _TrackedClass:
             r.key for r in relationships if r.direction.name in ("ONETOMANY", "MANYTOMANY")
         )
         # The key Continuum's Operations use (sqlalchemy_continuum._compat.identity).
-        self.primary_key = tuple(get_primary_keys(cls))
+        self.key_of = key_getter(list(get_primary_keys(cls)))
 
 
 class _SessionUnitsOfWork:
@@ -490,7 +509,7 @@ def install_fast_update_tracking(manager: Any) -> None:
         if not is_versioned(target):
             return
         uow = unit_of_work(target)
-        key = (type(target), tuple(getattr(target, n) for n in tracked(target).primary_key))
+        key = (type(target), tracked(target).key_of(target))
         # As Continuum's Operations.add_insert: deleted, then inserted again, is an update.
         kind = Operation.UPDATE if key in uow.operations.objects else Operation.INSERT
         uow.operations[key] = Operation(target, kind)
@@ -510,7 +529,7 @@ def install_fast_update_tracking(manager: Any) -> None:
         if all(key in known.collections for key in changed):
             return
         uow = unit_of_work(target)
-        key = (type(target), tuple(getattr(target, name) for name in known.primary_key))
+        key = (type(target), known.key_of(target))
         uow.operations[key] = Operation(target, Operation.UPDATE)
 
     manager.track_inserts = track_inserts
