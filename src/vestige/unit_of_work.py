@@ -27,18 +27,23 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from copy import copy
+from itertools import chain
+from operator import attrgetter
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
+from sqlalchemy.orm.attributes import get_history, instance_state
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy_continuum import UnitOfWork
 from sqlalchemy_continuum._compat import get_primary_keys
 from sqlalchemy_continuum.operation import Operation
 from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.utils import (
     end_tx_column_name,
+    is_modified,
     is_versioned,
     tx_column_name,
     version_class,
@@ -94,10 +99,12 @@ class RowPlan:
     __slots__ = (
         "attributes",
         "close",
+        "close_by_record_key",
         "columns",
         "copy_columns",
         "copy_from",
         "key_attributes",
+        "key_of",
         "operation_column",
         "table",
         "tx_column",
@@ -140,6 +147,11 @@ class RowPlan:
                 manager.option(cls, "transaction_column_name"),
                 manager.option(cls, "end_transaction_column_name"),
             )
+        self.key_of = key_getter(self.key_attributes)
+        # The close target keys records as the version table does; mostly the same key.
+        self.close_by_record_key = (
+            self.close is not None and self.close.pk_attributes == self.key_attributes
+        )
 
     @classmethod
     def for_class(cls, manager: Any, parent_cls: type) -> RowPlan | None:
@@ -165,7 +177,7 @@ class RowPlan:
 
     def record_key(self, target: Any) -> tuple[Any, ...]:
         """The record's primary key, in the order of the version table's."""
-        return tuple(getattr(target, key) for key in self.key_attributes)
+        return self.key_of(target)
 
     def copy_statements(
         self, keys: Iterable[tuple[Any, ...]], operation_type: int, tx_id: int, dialect: str
@@ -205,6 +217,19 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         super().reset(session)
         self._close_targets: dict[sa.Table, CloseTarget] = {}
         self._written: dict[sa.Table, set[tuple[Any, ...]]] = {}
+
+    def is_modified(self, session: orm.Session) -> bool:
+        """Whether the session holds a versioned change, as Continuum decides it.
+
+        Continuum scans every object of the session (its identity map too) and rebuilds
+        each one's versioned property lists; an unchanged object has no attribute
+        history, so only new, deleted and dirty objects are looked at here.
+        """
+        if any(is_versioned(obj) for obj in chain(session.new, session.deleted)):
+            return True
+        if any(is_versioned(obj) and is_modified(obj) for obj in session.dirty):
+            return True
+        return any(self.manager.plugins.is_session_modified(session))
 
     def update_version_validity(self, parent: Any, version_obj: Any) -> None:
         """Note the record whose previous version this flush must close.
@@ -258,7 +283,10 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             written.add(key)
             if plan.close is not None:
                 close = self._close_target_for(plan)
-                close.keys.add(tuple(getattr(operation.target, a) for a in close.pk_attributes))
+                if plan.close_by_record_key:
+                    close.keys.add(key)
+                else:
+                    close.keys.add(tuple(getattr(operation.target, a) for a in close.pk_attributes))
             operation.processed = True
         self.version_session.flush()
         connection = self.version_session.connection()
@@ -352,7 +380,10 @@ def key_chunks(
     """Primary keys in sorted order, in chunks that fit one statement's bind parameters."""
     limit = _SQLITE_MAX_PARAMS if dialect == "sqlite" else _MAX_PARAMS
     size = max(1, (limit - 8) // max(width, 1))
-    ordered = sorted(keys, key=_sort_key)
+    try:
+        ordered = sorted(keys)
+    except TypeError:  # a NULL key column next to values: NULLs last
+        ordered = sorted(keys, key=_sort_key)
     for start in range(0, len(ordered), size):
         yield ordered[start : start + size]
 
@@ -389,6 +420,14 @@ def _close_statement(
     )
 
 
+def key_getter(attributes: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """A function reading these attributes of an object as a tuple."""
+    if len(attributes) == 1:
+        (only,) = attributes
+        return lambda target: (getattr(target, only),)
+    return cast("Callable[[Any], tuple[Any, ...]]", attrgetter(*attributes))
+
+
 def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
     return tuple((value is None, value) for value in key)
 
@@ -396,7 +435,7 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
 class _TrackedClass:
     """What the update tracker needs to know of a versioned class, computed once."""
 
-    __slots__ = ("collections", "primary_key", "versioned")
+    __slots__ = ("collections", "key_of", "versioned")
 
     def __init__(self, cls: type) -> None:
         mapper: orm.Mapper[Any] = sa.inspect(cls)
@@ -410,14 +449,40 @@ class _TrackedClass:
             r.key for r in relationships if r.direction.name in ("ONETOMANY", "MANYTOMANY")
         )
         # The key Continuum's Operations use (sqlalchemy_continuum._compat.identity).
-        self.primary_key = tuple(get_primary_keys(cls))
+        self.key_of = key_getter(list(get_primary_keys(cls)))
 
 
-def _unit_of_work(manager: Any, target: Any) -> Any:
-    # As Continuum's listeners do: through the session's connection, not the event's.
-    session = orm.object_session(target)
-    assert session is not None
-    return manager._uow_from_conn(session.connection())
+class _SessionUnitsOfWork:
+    """Which unit of work a session's flush writes to, looked up once per transaction.
+
+    Continuum's listeners find it through ``session.connection()`` for every row. Within
+    one session transaction that connection does not change, so the answer is kept
+    while the transaction lasts and the manager still holds that unit of work.
+    """
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.known: weakref.WeakKeyDictionary[orm.Session, tuple[Any, Any, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self, target: Any) -> Any:
+        # As Continuum's listeners do: through the session's connection, not the event's.
+        session = orm.object_session(target)
+        assert session is not None
+        transaction = session.get_transaction()
+        found = self.known.get(session)
+        if found is not None:
+            known_transaction, connection, uow = found
+            if (
+                known_transaction is transaction
+                and self.manager.units_of_work.get(connection) is uow
+            ):
+                return uow
+        connection = session.connection()
+        uow = self.manager._uow_from_conn(connection)
+        self.known[session] = (transaction, connection, uow)
+        return uow
 
 
 def install_fast_update_tracking(manager: Any) -> None:
@@ -431,6 +496,7 @@ def install_fast_update_tracking(manager: Any) -> None:
     outlive ``manager.reset()``; call before ``make_versioned`` registers them.
     """
     classes: weakref.WeakKeyDictionary[type, _TrackedClass] = weakref.WeakKeyDictionary()
+    unit_of_work = _SessionUnitsOfWork(manager)
 
     def tracked(target: Any) -> _TrackedClass:
         cls = type(target)
@@ -442,8 +508,8 @@ def install_fast_update_tracking(manager: Any) -> None:
     def track_inserts(mapper: orm.Mapper[Any], connection: sa.Connection, target: Any) -> None:
         if not is_versioned(target):
             return
-        uow = _unit_of_work(manager, target)
-        key = (type(target), tuple(getattr(target, n) for n in tracked(target).primary_key))
+        uow = unit_of_work(target)
+        key = (type(target), tracked(target).key_of(target))
         # As Continuum's Operations.add_insert: deleted, then inserted again, is an update.
         kind = Operation.UPDATE if key in uow.operations.objects else Operation.INSERT
         uow.operations[key] = Operation(target, kind)
@@ -452,17 +518,18 @@ def install_fast_update_tracking(manager: Any) -> None:
         if not is_versioned(target):
             return
         known = tracked(target)
-        state = sa.inspect(target)
-        changed = list(state.committed_state)
+        changed = list(instance_state(target).committed_state)
+        versioned = known.versioned
         if not any(
-            key in known.versioned and state.attrs[key].history.has_changes() for key in changed
+            key in versioned and get_history(target, key, PASSIVE_NO_INITIALIZE).has_changes()
+            for key in changed
         ):
             return
         # As Continuum's Operations.add_update: changed collections alone make no version.
         if all(key in known.collections for key in changed):
             return
-        uow = _unit_of_work(manager, target)
-        key = (type(target), tuple(getattr(target, name) for name in known.primary_key))
+        uow = unit_of_work(target)
+        key = (type(target), known.key_of(target))
         uow.operations[key] = Operation(target, Operation.UPDATE)
 
     manager.track_inserts = track_inserts

@@ -63,6 +63,40 @@ def test_one_update_closes_every_previous_version_of_a_flush(schema_engine: sa.E
     _assert_history(schema_engine)
 
 
+def test_only_net_changes_of_versioned_records_open_a_transaction(
+    schema_engine: sa.Engine,
+) -> None:
+    transaction_cls = versioning_manager.transaction_cls
+    with Session(schema_engine) as session:
+        packages = [models.Package(name=f"pkg{i}", summary="v1") for i in range(30)]
+        session.add_all(packages)
+        session.commit()
+        count = sa.select(sa.func.count()).select_from(transaction_cls)
+        assert session.scalar(count) == 1
+        first = session.scalar(sa.select(sa.func.min(transaction_cls.id)))
+
+        for package in packages:
+            package.summary = "v1"  # dirty, but no net change
+        session.commit()
+        assert session.scalar(count) == 1
+
+        packages[-1].summary = "v2"
+        session.commit()
+        assert session.scalar(count) == 2
+
+        session.delete(packages[0])
+        session.commit()
+        assert session.scalar(count) == 3
+        rows = session.execute(
+            sa.select(models.PackageVersion.name, models.PackageVersion.operation_type)
+            .where(models.PackageVersion.transaction_id > first)
+            .order_by(models.PackageVersion.transaction_id)
+        ).all()
+
+    assert [tuple(row) for row in rows] == [("pkg29", 1), ("pkg0", 2)]
+    _assert_history(schema_engine)
+
+
 def test_record_flushed_twice_in_one_transaction_is_closed_once(schema_engine: sa.Engine) -> None:
     with Session(schema_engine) as session:
         package = models.Package(name="attrs", summary="one")
