@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from vestige.config import render_url
+from vestige.errors import first_line
 
 SQLITE_FILE = "vestige.db"
 
@@ -49,7 +50,7 @@ class Database:
             with self.engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except sa.exc.DBAPIError as exc:
-            return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            return first_line(exc)
         return None
 
     @property

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from vestige.cli_support import Project, models_option
-from vestige.errors import ConfigError, DatabaseError
+from vestige.errors import ConfigError, DatabaseError, first_line
 from vestige.policy import load_policy
 from vestige.retention import DEFAULT_BATCH_SIZE, PruneReport
 from vestige.retention import Progress as PruneProgress
@@ -107,8 +107,7 @@ def prune(
                 engine, policy, dry_run=dry_run, batch_size=size, on_progress=bar.update
             )
     except sa.exc.DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise DatabaseError(DATABASE_FAILED.format(url=url, reason=reason)) from None
+        raise DatabaseError(DATABASE_FAILED.format(url=url, reason=first_line(exc))) from None
     if as_json:
         click.echo(json.dumps(report.to_json()))
     else:

@@ -15,7 +15,7 @@ import click
 import sqlalchemy as sa
 
 from vestige.config import Settings, render_url
-from vestige.errors import DatabaseError, VestigeError
+from vestige.errors import DatabaseError, VestigeError, first_line
 from vestige.registry import import_models
 
 
@@ -31,9 +31,8 @@ class ErrorTranslatingGroup(click.Group):
         except sa.exc.OperationalError as exc:
             url = ctx.find_object(Project)
             where = f" at {render_url(url.settings.database_url)}" if url else ""
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             click.echo(
-                f"error: database error{where}: {reason}; check DATABASE_URL and that the "
+                f"error: database error{where}: {first_line(exc)}; check DATABASE_URL and that the "
                 "server is running",
                 err=True,
             )

@@ -23,6 +23,15 @@ class VestigeError(Exception):
     exit_code: int = 1
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a database driver's message (``exc.orig``), else of ``exc`` itself.
+
+    Drivers add context lines (the statement, a hint); one line is what messages show.
+    """
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [""])[0]
+
+
 class ConfigError(VestigeError):
     """The settings, a policy or a command-line option is malformed."""
 

@@ -84,16 +84,6 @@ def expected_version_tables(metadata: sa.MetaData) -> set[str]:
     return expected
 
 
-def version_tables_by_base(metadata: sa.MetaData) -> dict[str, str]:
-    """``{base table: version table}`` for the versioned models of ``metadata``."""
-    found: dict[str, str] = {}
-    for mapper in _versioned_mappers(metadata):
-        name = _version_table_name(mapper)
-        if name and isinstance(mapper.local_table, sa.Table):
-            found[mapper.local_table.name] = name
-    return found
-
-
 def versioned_classes_by_version_table(metadata: sa.MetaData) -> dict[str, tuple[str, str]]:
     """``{version table: (model class name, base table)}`` for the models of ``metadata``."""
     found: dict[str, tuple[str, str]] = {}
@@ -102,6 +92,13 @@ def versioned_classes_by_version_table(metadata: sa.MetaData) -> dict[str, tuple
         if name and isinstance(mapper.local_table, sa.Table):
             found[name] = (mapper.class_.__name__, mapper.local_table.name)
     return found
+
+
+def version_tables_by_base(metadata: sa.MetaData) -> dict[str, str]:
+    """``{base table: version table}`` for the versioned models of ``metadata``."""
+    return {
+        base: version for version, (_, base) in versioned_classes_by_version_table(metadata).items()
+    }
 
 
 def missing_version_tables(metadata: sa.MetaData) -> list[str]:

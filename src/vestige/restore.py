@@ -30,7 +30,7 @@ from sqlalchemy import orm
 from sqlalchemy_continuum import version_class
 from sqlalchemy_continuum.utils import version_table
 
-from vestige.errors import ConfigError, HistoryPruned, RestoreRefused
+from vestige.errors import ConfigError, HistoryPruned, RestoreRefused, first_line
 from vestige.history import (
     Change,
     Operation,
@@ -152,9 +152,8 @@ def restore(
             restored = _version_object(session, plan).revert(relations=list(plan.relations))
         session.flush()
     except sa.exc.IntegrityError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise RestoreRefused(
-            CONFLICT.format(record=record_label(model, plan.key), reason=reason)
+            CONFLICT.format(record=record_label(model, plan.key), reason=first_line(exc))
         ) from exc
     return restored
 
