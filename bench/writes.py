@@ -6,7 +6,11 @@ listeners are global): ``unversioned``, ``stock-validity`` and ``stock-subquery`
 set-based unit of work) and ``native`` (Continuum's PostgreSQL triggers, with hstore).
 Workloads: one flush inserting 2,000 rows, one flush updating those 2,000 rows, and 200
 commits of one updated row each. Every variant runs every workload several times on a
-fresh schema; the table shows the median and its ratio to unversioned.
+fresh schema, the variants taking turns (one repetition each, in a rotating order, after
+a warm-up round that is not counted); the table shows the median and its ratio to
+unversioned. Garbage left by
+the previous workload is collected before each timed one, so that a collection it
+triggers is not charged to the next (the garbage a workload makes itself still is).
 
 Usage::
 
@@ -17,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -77,41 +82,61 @@ def _declare(variant: str) -> tuple[Any, type]:
     return Base, Item
 
 
-def _timed_runs(variant: str, url: str, repeat: int) -> dict[str, list[float]]:
-    base, item = _declare(variant)
-    engine = sa.create_engine(url)
-    if variant == "native":
-        with engine.begin() as conn:
-            conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS hstore"))
-    times: dict[str, list[float]] = {workload: [] for workload in WORKLOADS}
-    for _ in range(repeat):
-        base.metadata.drop_all(engine)
-        base.metadata.create_all(engine)
-        with Session(engine) as session:
+class _Workloads:
+    """One variant's model on one database, ready to time the three workloads."""
+
+    def __init__(self, variant: str, url: str) -> None:
+        self.base, self.item = _declare(variant)
+        self.engine = sa.create_engine(url)
+        if variant == "native":
+            with self.engine.begin() as conn:
+                conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS hstore"))
+
+    def run(self) -> dict[str, float]:
+        """One repetition on a fresh schema: seconds per workload."""
+        item, times = self.item, {}
+        self.base.metadata.drop_all(self.engine)
+        self.base.metadata.create_all(self.engine)
+        with Session(self.engine) as session:
             session.add_all(item(name=f"item {i}", quantity=i, note="first") for i in range(ROWS))
+            gc.collect()
             began = time.perf_counter()
             session.commit()
-            times["insert 2000"].append(time.perf_counter() - began)
+            times["insert 2000"] = time.perf_counter() - began
 
             rows = session.scalars(sa.select(item)).all()
             for row in rows:
                 row.quantity += 1
                 row.note = "second"
+            gc.collect()
             began = time.perf_counter()
             session.commit()
-            times["update 2000"].append(time.perf_counter() - began)
+            times["update 2000"] = time.perf_counter() - began
 
             keys = [row.id for row in rows[:COMMITS]]
+            gc.collect()
             began = time.perf_counter()
             for key in keys:
                 one = session.get(item, key)
                 assert one is not None
                 one.note = "third"
                 session.commit()
-            times["200 commits"].append(time.perf_counter() - began)
-    base.metadata.drop_all(engine)
-    engine.dispose()
-    return times
+            times["200 commits"] = time.perf_counter() - began
+        return times
+
+    def close(self) -> None:
+        self.base.metadata.drop_all(self.engine)
+        self.engine.dispose()
+
+
+def _serve(variant: str, url: str) -> None:
+    """The worker: one repetition per "run" line on stdin, its times as a JSON line."""
+    workloads = _Workloads(variant, url)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        print(json.dumps(workloads.run()), flush=True)
+    workloads.close()
 
 
 # --- the driver --------------------------------------------------------------------------
@@ -136,29 +161,71 @@ def _database(db: str, variant: str, scratch: Path) -> tuple[str, Any]:
     return server.set(database=name).render_as_string(hide_password=False), drop
 
 
+class _Worker:
+    """A variant's worker process (Continuum's listeners are global to a process)."""
+
+    def __init__(self, db: str, variant: str, scratch: Path) -> None:
+        self.name = f"{db} {variant}"
+        url, self.drop = _database(db, variant, scratch)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.writes", "--worker", variant, url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def run(self) -> dict[str, float]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            assert self.process.stderr is not None
+            raise SystemExit(f"error: {self.name} failed:\n{self.process.stderr.read()}")
+        times: dict[str, float] = json.loads(line)
+        return times
+
+    def close(self) -> None:
+        try:
+            self.process.communicate("quit\n", timeout=120)
+        finally:
+            self.drop()
+
+
 def measure(dbs: list[str], repeat: int) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
-    """Run every variant on every database; medians and ratios to unversioned."""
+    """Run every variant on every database; medians and ratios to unversioned.
+
+    The variants take turns, one repetition each, in an order that rotates every round,
+    after one warm-up round that is not counted: a machine that slows down for a while
+    slows every variant alike, so the ratios are measured side by side.
+    """
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="vestige-bench-") as scratch:
         for db in dbs:
-            medians: dict[str, dict[str, float]] = {}
-            for variant in VARIANTS:
-                if variant == "native" and db != "postgresql":
-                    continue
-                url, drop = _database(db, variant, Path(scratch))
-                try:
-                    worker = subprocess.run(
-                        [sys.executable, "-m", "bench.writes", "--worker", variant, url,
-                         str(repeat)],
-                        capture_output=True, text=True,
-                    )  # fmt: skip
-                finally:
-                    drop()
-                if worker.returncode != 0:
-                    raise SystemExit(f"error: {db} {variant} failed:\n{worker.stderr}")
-                times = json.loads(worker.stdout)
-                medians[variant] = {w: statistics.median(times[w]) for w in WORKLOADS}
-                print(f"  {db} {variant}: done", file=sys.stderr, flush=True)
+            variants = [v for v in VARIANTS if v != "native" or db == "postgresql"]
+            workers: dict[str, _Worker] = {}
+            times: dict[str, dict[str, list[float]]] = {
+                variant: {workload: [] for workload in WORKLOADS} for variant in variants
+            }
+            try:
+                for variant in variants:
+                    workers[variant] = _Worker(db, variant, Path(scratch))
+                for round_ in range(repeat + 1):
+                    turn = round_ % len(variants)
+                    for variant in variants[turn:] + variants[:turn]:
+                        measured = workers[variant].run()
+                        if round_ == 0:
+                            continue  # warm-up
+                        for workload in WORKLOADS:
+                            times[variant][workload].append(measured[workload])
+                    label = "warm-up" if round_ == 0 else f"{round_}/{repeat}"
+                    print(f"  {db}: round {label} done", file=sys.stderr, flush=True)
+            finally:
+                for worker in workers.values():
+                    worker.close()
+            medians = {
+                variant: {w: statistics.median(times[variant][w]) for w in WORKLOADS}
+                for variant in variants
+            }
             results[db] = {
                 workload: {
                     variant: {
@@ -198,12 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--repeat", type=int, default=5, help="repetitions (default 5)")
     parser.add_argument("--db", default=",".join(DATABASES), help="sqlite,postgresql")
-    parser.add_argument("--worker", nargs=3, metavar=("VARIANT", "URL", "REPEAT"),
+    parser.add_argument("--worker", nargs=2, metavar=("VARIANT", "URL"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args(argv)
     if args.worker:
-        variant, url, repeat = args.worker
-        print(json.dumps(_timed_runs(variant, url, int(repeat))))
+        _serve(*args.worker)
         return 0
     dbs = [db for db in args.db.split(",") if db]
     unknown = sorted(set(dbs) - set(DATABASES))

@@ -333,7 +333,9 @@ def _write_versions(
         current = {
             tuple(row)
             for row in connection.execute(
-                sa.select(*version_pk).where(target.tx == tx_id, match_keys(version_pk, chunk))
+                sa.select(*version_pk).where(
+                    target.tx == tx_id, match_keys(version_pk, chunk, dialect)
+                )
             )
         }
         if current:
@@ -345,7 +347,7 @@ def _write_versions(
                 .where(
                     target.tx == tx_id,
                     *(v == c for v, c in zip(version_pk, target.pk, strict=True)),
-                    match_keys(target.pk, sorted(current)),
+                    match_keys(target.pk, sorted(current), dialect),
                 )
                 .values(refreshed)
             )
@@ -358,7 +360,7 @@ def _write_versions(
         copied = _copied(target)
         columns = [v.key for v, _ in copied] + [target.tx.key, version.c.operation_type.key]
         rows = sa.select(*(base for _, base in copied), sa.literal(tx_id), operation_type).where(
-            match_keys(target.pk, fresh)
+            match_keys(target.pk, fresh, dialect)
         )
         connection.execute(version.insert().from_select(columns, rows))
         if target.end_tx is not None:

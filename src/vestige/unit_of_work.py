@@ -8,8 +8,8 @@ rows. :class:`SetBasedUnitOfWork` writes the versions of a flush without ORM obj
 executemany for deleted ones) and closes the previous versions with one UPDATE per
 version table per flush (per parent table too in joined inheritance; a few more only
 when a flush touches more records than the database accepts bind parameters in one
-statement). :func:`install_fast_update_tracking` replaces Continuum's per-row insert
-and update listeners with equivalents that know each class once.
+statement). :func:`install_flush_tracking` replaces Continuum's per-row insert, update
+and delete listeners with one pass over each flush.
 
 On PostgreSQL the UPDATE locks the rows it closes in primary-key order first (an
 ordered ``SELECT ... FOR UPDATE`` in its ``FROM``), so concurrent flushes over
@@ -25,18 +25,19 @@ It is the default of :func:`vestige.versioning.make_versioned`; to go back to st
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from copy import copy
 from itertools import chain
 from operator import attrgetter
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy.orm.attributes import get_history, instance_state
-from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.base import NEVER_SET, NO_VALUE, PASSIVE_NO_INITIALIZE, PASSIVE_NO_RESULT
 from sqlalchemy_continuum import UnitOfWork
 from sqlalchemy_continuum._compat import get_primary_keys
 from sqlalchemy_continuum.operation import Operation
@@ -50,7 +51,7 @@ from sqlalchemy_continuum.utils import (
     versioned_column_properties,
 )
 
-__all__ = ["SET_BASED_DIALECTS", "SetBasedUnitOfWork", "install_fast_update_tracking"]
+__all__ = ["SET_BASED_DIALECTS", "SetBasedUnitOfWork", "install_flush_tracking"]
 
 SET_BASED_DIALECTS = frozenset({"postgresql", "sqlite"})
 """Dialects on which the close is set-based; others keep Continuum's per-row close."""
@@ -175,10 +176,6 @@ class RowPlan:
                 row[column] = None
         return row
 
-    def record_key(self, target: Any) -> tuple[Any, ...]:
-        """The record's primary key, in the order of the version table's."""
-        return self.key_of(target)
-
     def copy_statements(
         self, keys: Iterable[tuple[Any, ...]], operation_type: int, tx_id: int, dialect: str
     ) -> Iterator[sa.Insert]:
@@ -192,7 +189,7 @@ class RowPlan:
         values = [column for _, column in self.copy_columns]
         for chunk in key_chunks(keys, len(pk), dialect):
             rows = sa.select(*values, sa.literal(tx_id), sa.literal(operation_type)).where(
-                match_keys(pk, chunk)
+                match_keys(pk, chunk, dialect)
             )
             yield self.table.insert().from_select(names, rows)
 
@@ -261,32 +258,42 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         rows: dict[sa.Table, list[dict[str, Any]]] = {}
         copies: dict[tuple[RowPlan, int], list[tuple[Any, ...]]] = {}
         refreshed: list[tuple[RowPlan, dict[str, Any], tuple[Any, ...]]] = []
-        for _key, operation in copy(self.operations).items():
+        if not self.current_transaction and any(
+            not operation.processed for operation in self.operations.objects.values()
+        ):
+            raise Exception("Current transaction not available.")
+        # Per class, found once a flush: its plan, the keys written, the keys to close.
+        classes: dict[type, tuple[RowPlan, set[tuple[Any, ...]], set[tuple[Any, ...]] | None]] = {}
+        for operation in list(self.operations.objects.values()):
             if operation.processed:
                 continue
-            if not self.current_transaction:
-                raise Exception("Current transaction not available.")
-            plan = self._plan(operation.target.__class__)
-            if plan is None:
-                self.process_operation(operation)
-                continue
-            key = plan.record_key(operation.target)
-            written = self._written.setdefault(plan.table, set())
+            target = operation.target
+            found = classes.get(target.__class__)
+            if found is None:
+                plan = self._plan(target.__class__)
+                if plan is None:
+                    self.process_operation(operation)
+                    continue
+                close_keys = self._close_target_for(plan).keys if plan.close else None
+                found = plan, self._written.setdefault(plan.table, set()), close_keys
+                classes[target.__class__] = found
+            plan, written, close_keys = found
+            key = plan.key_of(target)
             if key not in written and plan.copy_from is not None and operation.type != 2:
                 copies.setdefault((plan, operation.type), []).append(key)
             else:
-                row = plan.row(operation.target, operation.type, self.current_transaction.id)
+                row = plan.row(target, operation.type, self.current_transaction.id)
                 if key in written:
                     refreshed.append((plan, row, key))
                 else:
                     rows.setdefault(plan.table, []).append(row)
             written.add(key)
-            if plan.close is not None:
-                close = self._close_target_for(plan)
+            if close_keys is not None:
                 if plan.close_by_record_key:
-                    close.keys.add(key)
+                    close_keys.add(key)
                 else:
-                    close.keys.add(tuple(getattr(operation.target, a) for a in close.pk_attributes))
+                    assert plan.close is not None
+                    close_keys.add(tuple(getattr(target, a) for a in plan.close.pk_attributes))
             operation.processed = True
         self.version_session.flush()
         connection = self.version_session.connection()
@@ -388,20 +395,83 @@ def key_chunks(
         yield ordered[start : start + size]
 
 
-def match_keys(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]) -> Any:
-    """``(columns) IN (keys)``, as a plain IN for a one-column key."""
+def match_keys(
+    columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]], dialect: str = ""
+) -> Any:
+    """``(columns) IN (keys)``, with the keys sent as one parameter where the dialect can.
+
+    On PostgreSQL that is an array per column (``= ANY(%(keys)s::INTEGER[])``), on
+    SQLite one JSON text read by ``json_each``: the statement stays the same whatever
+    the number of keys, so it is compiled once and cached, instead of expanding one
+    bind parameter per key. Other dialects, and key columns whose values are not plain
+    integers, strings or UUIDs, get a plain ``IN`` list.
+    """
+    if dialect in _ONE_PARAMETER_DIALECTS and all(_plain_key_type(column) for column in columns):
+        if dialect == "postgresql":
+            return _match_arrays(columns, keys)
+        return _match_json(columns, keys)
     if len(columns) == 1:
         return columns[0].in_([key[0] for key in keys])
     return sa.tuple_(*columns).in_(keys)
+
+
+_ONE_PARAMETER_DIALECTS = frozenset({"postgresql", "sqlite"})
+_PLAIN_KEY_TYPES = (int, str, uuid.UUID)
+
+
+def _plain_key_type(column: sa.ColumnElement[Any]) -> bool:
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return False
+    return isinstance(python_type, type) and issubclass(python_type, _PLAIN_KEY_TYPES)
+
+
+def _match_arrays(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]) -> Any:
+    # Rendered as %(param)s::INTEGER[] and so on: typed, whatever the element type.
+    arrays = [
+        sa.bindparam(None, [key[i] for key in keys], type_=postgresql.ARRAY(column.type))
+        for i, column in enumerate(columns)
+    ]
+    if len(columns) == 1:
+        return columns[0] == sa.func.any(arrays[0])
+    # Set-returning functions in one select list run in lockstep: one row per key.
+    return sa.tuple_(*columns).in_(sa.select(*(sa.func.unnest(array) for array in arrays)))
+
+
+def _match_json(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]) -> Any:
+    # Values as the column's type stores them (a UUID as its hex text, for instance).
+    dialect = _SQLITE_DIALECT
+    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
+    if any(processors):
+        keys = [
+            tuple(
+                value if process is None else process(value)
+                for value, process in zip(key, processors, strict=True)
+            )
+            for key in keys
+        ]
+    if len(columns) == 1:
+        flat = json.dumps([key[0] for key in keys])
+        each = sa.func.json_each(sa.bindparam(None, flat, type_=sa.Text)).table_valued("value")
+        return columns[0].in_(sa.select(each.c.value))
+    nested = json.dumps(keys)
+    each = sa.func.json_each(sa.bindparam(None, nested, type_=sa.Text)).table_valued("value")
+    picked = [sa.func.json_extract(each.c.value, f"$[{i}]") for i in range(len(columns))]
+    return sa.tuple_(*columns).in_(sa.select(*picked))
+
+
+_SQLITE_DIALECT = sqlite.dialect()
 
 
 def _close_statement(
     target: CloseTarget, keys: Sequence[tuple[Any, ...]], tx_id: int, dialect: str
 ) -> sa.Update:
     table, pk = target.table, target.pk_columns
-    open_before = sa.and_(
-        target.end_column.is_(None), target.tx_column != tx_id, match_keys(pk, keys)
-    )
+    # On SQLite, "+ 0" keeps the planner off the end-transaction index: without ANALYZE
+    # statistics it would walk every open version instead of the few keys asked for.
+    end = target.end_column + 0 if dialect == "sqlite" else target.end_column
+    open_before = sa.and_(end.is_(None), target.tx_column != tx_id, match_keys(pk, keys, dialect))
     update = table.update().values({target.end_column.key: tx_id})
     if dialect != "postgresql":
         return update.where(open_before)
@@ -433,106 +503,136 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
 
 
 class _TrackedClass:
-    """What the update tracker needs to know of a versioned class, computed once."""
+    """What flush tracking needs to know of a versioned class, computed once."""
 
-    __slots__ = ("collections", "key_of", "versioned")
+    __slots__ = ("collections", "history_of", "key_of", "scalar_equal")
 
     def __init__(self, cls: type) -> None:
         mapper: orm.Mapper[Any] = sa.inspect(cls)
         columns = {prop.key for prop in versioned_column_properties(cls)}
         relationships = mapper.relationships
-        self.versioned = frozenset(
-            columns
-            | {r.key for r in relationships if any(c.key in columns for c in r.local_columns)}
-        )
+        versioned = columns | {
+            r.key for r in relationships if any(c.key in columns for c in r.local_columns)
+        }
+        # What get_history(obj, key) calls, found once: attribute key -> its history.
+        attributes: Any = orm.attributes.manager_of_class(cls)
+        impls = {key: attributes[key].impl for key in versioned}
+        self.history_of = {key: impl.get_history for key, impl in impls.items()}
+        # Plain column attributes: their history is "the value differs from the committed
+        # one" (History.from_scalar_attribute), checked here without building a History.
+        self.scalar_equal = {
+            key: impl.is_equal for key, impl in impls.items() if type(impl) is _SCALAR_IMPL
+        }
         self.collections = frozenset(
             r.key for r in relationships if r.direction.name in ("ONETOMANY", "MANYTOMANY")
         )
         # The key Continuum's Operations use (sqlalchemy_continuum._compat.identity).
         self.key_of = key_getter(list(get_primary_keys(cls)))
 
+    def changed(self, state: orm.InstanceState[Any]) -> bool:
+        """Whether an updated object makes a new version, as Continuum's listener decides.
 
-class _SessionUnitsOfWork:
-    """Which unit of work a session's flush writes to, looked up once per transaction.
-
-    Continuum's listeners find it through ``session.connection()`` for every row. Within
-    one session transaction that connection does not change, so the answer is kept
-    while the transaction lasts and the manager still holds that unit of work.
-    """
-
-    def __init__(self, manager: Any) -> None:
-        self.manager = manager
-        self.known: weakref.WeakKeyDictionary[orm.Session, tuple[Any, Any, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def __call__(self, target: Any) -> Any:
-        # As Continuum's listeners do: through the session's connection, not the event's.
-        session = orm.object_session(target)
-        assert session is not None
-        transaction = session.get_transaction()
-        found = self.known.get(session)
-        if found is not None:
-            known_transaction, connection, uow = found
-            if (
-                known_transaction is transaction
-                and self.manager.units_of_work.get(connection) is uow
-            ):
-                return uow
-        connection = session.connection()
-        uow = self.manager._uow_from_conn(connection)
-        self.known[session] = (transaction, connection, uow)
-        return uow
+        A versioned attribute must have changed, and changed collections alone make no
+        version (``Operations.add_update``).
+        """
+        committed, values = state.committed_state, state.dict
+        for key, original in committed.items():
+            equal = self.scalar_equal.get(key)
+            if equal is not None and key in values and id(original) not in _NO_STATE:
+                if equal(values[key], original) is True:
+                    continue
+            else:
+                history = self.history_of.get(key)
+                if (
+                    history is None
+                    or not history(state, values, PASSIVE_NO_INITIALIZE).has_changes()
+                ):
+                    continue
+            return not all(key in self.collections for key in committed)
+        return False
 
 
-def install_fast_update_tracking(manager: Any) -> None:
-    """Make ``manager`` note inserted and updated objects without per-row scans.
+# SQLAlchemy's markers for "no committed value known" (NO_VALUE, NEVER_SET, ...).
+_NO_STATE = frozenset(id(symbol) for symbol in (NO_VALUE, NEVER_SET, PASSIVE_NO_RESULT))
+# The implementation of plain column attributes (renamed with a leading _ in 2.1).
+_SCALAR_IMPL = getattr(
+    orm.attributes, "_ScalarAttributeImpl", getattr(orm.attributes, "ScalarAttributeImpl", None)
+)
 
-    Continuum's ``after_update`` listener rebuilds the list of versioned properties and
-    inspects the history of every attribute of every updated row, and both listeners
-    recompute the primary-key attributes of the class for every row. These know each
-    class once and look only at the attributes SQLAlchemy recorded as changed
-    (``committed_state``), with the same outcome. Installed on the instance, so they
-    outlive ``manager.reset()``; call before ``make_versioned`` registers them.
+
+def install_flush_tracking(manager: Any) -> None:
+    """Make ``manager`` record each flush's inserts, updates and deletes in one pass.
+
+    Continuum records them with mapper listeners (``after_insert``, ``after_update``,
+    ``after_delete``) that run once per row, find the unit of work through the session's
+    connection every time, and rebuild each class's versioned properties and inspect
+    every attribute of every updated row. This replaces the three with one ``after_flush``
+    listener that walks the flush's states once (``flush_context.states``, with the
+    session's pre-flush ``new`` and attribute history, which SQLAlchemy keeps until the
+    flush is finalized), knows each class once, and records the same operations, in the
+    same order of kinds (saves, then deletes) before Continuum's own ``after_flush`` writes
+    the versions. Installed on the instance, so it outlives ``manager.reset()`` (which
+    rebuilds Continuum's listener tables); call before ``make_versioned`` registers them.
     """
     classes: weakref.WeakKeyDictionary[type, _TrackedClass] = weakref.WeakKeyDictionary()
-    unit_of_work = _SessionUnitsOfWork(manager)
+    continuum_after_flush = manager.after_flush
 
-    def tracked(target: Any) -> _TrackedClass:
-        cls = type(target)
+    def tracked(cls: type) -> _TrackedClass:
         found = classes.get(cls)
         if found is None:
             found = classes[cls] = _TrackedClass(cls)
         return found
 
-    def track_inserts(mapper: orm.Mapper[Any], connection: sa.Connection, target: Any) -> None:
-        if not is_versioned(target):
-            return
-        uow = unit_of_work(target)
-        key = (type(target), tracked(target).key_of(target))
-        # As Continuum's Operations.add_insert: deleted, then inserted again, is an update.
-        kind = Operation.UPDATE if key in uow.operations.objects else Operation.INSERT
-        uow.operations[key] = Operation(target, kind)
+    def record(uow: Any, session: orm.Session, flush_context: Any) -> None:
+        operations = uow.operations.objects
+        pending = session.new  # still as before the flush, in after_flush
+        known: dict[type, _TrackedClass | None] = {}  # per flush: versioning can be toggled
+        deleted: list[tuple[Any, _TrackedClass]] = []
+        for state, (is_delete, list_only) in flush_context.states.items():
+            if list_only:
+                continue
+            cls = state.class_
+            if cls in known:
+                found = known[cls]
+            else:
+                found = known[cls] = tracked(cls) if is_versioned(cls) else None
+            if found is None:
+                continue
+            target = state.obj()
+            if target is None:
+                continue
+            if is_delete:
+                deleted.append((target, found))
+            elif target in pending:
+                key = (cls, found.key_of(target))
+                # As Operations.add_insert: deleted, then inserted again, is an update.
+                kind = Operation.UPDATE if key in operations else Operation.INSERT
+                operations[key] = Operation(target, kind)
+            elif found.changed(state):
+                operations[(cls, found.key_of(target))] = Operation(target, Operation.UPDATE)
+        for target, found in deleted:
+            operations[(type(target), found.key_of(target))] = Operation(target, Operation.DELETE)
 
-    def track_updates(mapper: orm.Mapper[Any], connection: sa.Connection, target: Any) -> None:
-        if not is_versioned(target):
-            return
-        known = tracked(target)
-        changed = list(instance_state(target).committed_state)
-        versioned = known.versioned
-        if not any(
-            key in versioned and get_history(target, key, PASSIVE_NO_INITIALIZE).has_changes()
-            for key in changed
-        ):
-            return
-        # As Continuum's Operations.add_update: changed collections alone make no version.
-        if all(key in known.collections for key in changed):
-            return
-        uow = unit_of_work(target)
-        key = (type(target), known.key_of(target))
-        uow.operations[key] = Operation(target, Operation.UPDATE)
+    def after_flush(session: orm.Session, flush_context: Any) -> None:
+        if manager.options["versioning"]:
+            uow = manager.unit_of_work(session)
+            if session is not uow.version_session:
+                record(uow, session, flush_context)
+        continuum_after_flush(session, flush_context)
 
-    manager.track_inserts = track_inserts
-    manager.track_updates = track_updates
-    manager.mapper_listeners["after_insert"] = track_inserts
-    manager.mapper_listeners["after_update"] = track_updates
+    continuum_reset = manager.reset
+
+    def reset() -> None:
+        # Continuum rebuilds its listener tables here, from the manager's attributes.
+        continuum_reset()
+        for event in _ROW_EVENTS:
+            manager.mapper_listeners.pop(event, None)
+
+    manager.after_flush = after_flush
+    manager.reset = reset
+    for event in _ROW_EVENTS:
+        manager.mapper_listeners.pop(event, None)
+    manager.session_listeners["after_flush"] = after_flush
+
+
+_ROW_EVENTS = ("after_insert", "after_update", "after_delete")

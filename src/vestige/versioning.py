@@ -37,7 +37,7 @@ from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.transaction import TransactionFactory
 
 from vestige.bulk_writes import BulkWriteMode, install_bulk_write_guard
-from vestige.unit_of_work import SetBasedUnitOfWork, install_fast_update_tracking
+from vestige.unit_of_work import SetBasedUnitOfWork, install_flush_tracking
 
 __all__ = [
     "ISSUED_AT_INDEX",
@@ -141,7 +141,7 @@ def make_versioned(
         return manager
     manager.uow_class = unit_of_work_cls
     if issubclass(unit_of_work_cls, SetBasedUnitOfWork):
-        install_fast_update_tracking(manager)
+        install_flush_tracking(manager)
     sqlalchemy_continuum.make_versioned(
         user_cls=user_cls,
         manager=manager,

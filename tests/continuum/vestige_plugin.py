@@ -22,11 +22,11 @@ def pytest_configure(config: pytest.Config) -> None:
     import sqlalchemy_continuum
 
     if os.environ.get("VESTIGE_UOW", "stock") == "vestige":
-        from vestige.unit_of_work import SetBasedUnitOfWork, install_fast_update_tracking
+        from vestige.unit_of_work import SetBasedUnitOfWork, install_flush_tracking
 
         # What vestige.versioning.make_versioned does to the manager it configures.
         sqlalchemy_continuum.versioning_manager.uow_class = SetBasedUnitOfWork
-        install_fast_update_tracking(sqlalchemy_continuum.versioning_manager)
+        install_flush_tracking(sqlalchemy_continuum.versioning_manager)
     if os.environ.get("VESTIGE_STRATEGY", "shipped") == "validity":
         import tests as suite  # the suite's own package, tests/__init__.py
 

@@ -228,3 +228,57 @@ def test_history_equals_stock_for_the_same_workload(
     stock, vestige = histories
     assert sum(len(rows) for rows in vestige.values()) > 30
     assert vestige == stock
+
+
+_KEY_TYPES = sa.MetaData()
+_KEYED = sa.Table(
+    "keyed",
+    _KEY_TYPES,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("label", sa.String(20), primary_key=True),
+    sa.Column("token", sa.Uuid, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+)
+
+
+@pytest.mark.parametrize(
+    ("names", "one_parameter"),
+    [
+        (("number",), True),
+        (("label",), True),
+        (("token",), True),
+        (("number", "label", "token"), True),
+        (("day",), False),  # not a plain key type: an IN list
+        (("number", "day"), False),
+    ],
+)
+def test_match_keys_selects_exactly_the_given_keys(
+    engine: sa.Engine, names: tuple[str, ...], one_parameter: bool
+) -> None:
+    import datetime
+    import uuid
+
+    from vestige.unit_of_work import match_keys
+
+    _KEY_TYPES.create_all(engine)
+    rows = [
+        {
+            "number": i,
+            "label": f"label {i % 7}",
+            "token": uuid.UUID(int=i * 7919),
+            "day": datetime.date(2026, 1, 1) + datetime.timedelta(days=i % 5),
+        }
+        for i in range(60)
+    ]
+    columns = [_KEYED.c[name] for name in names]
+    every = [tuple(row[name] for name in names) for row in rows]
+    keys = sorted(set(every))[1::2]  # every other distinct key
+    expected = sorted(key for key in every if key in set(keys))
+    dialect = engine.dialect.name
+    with engine.begin() as conn:
+        conn.execute(_KEYED.insert(), rows)
+        with statements(engine) as seen:
+            found = conn.execute(sa.select(*columns).where(match_keys(columns, keys, dialect)))
+            assert sorted(tuple(row) for row in found) == expected
+    sent_as_one = any(marker in seen[0] for marker in ("json_each(", "any(", "unnest("))
+    assert sent_as_one is one_parameter, seen[0]
