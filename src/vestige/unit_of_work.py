@@ -588,6 +588,13 @@ def install_flush_tracking(manager: Any) -> None:
         pending = session.new  # still as before the flush, in after_flush
         known: dict[type, _TrackedClass | None] = {}  # per flush: versioning can be toggled
         deleted: list[tuple[Any, _TrackedClass]] = []
+        # A new object taking the key of one deleted in the same flush is written as an
+        # UPDATE of that row ("row switch"; the deleted one's delete is called off).
+        switched = {
+            state.key
+            for state, (is_delete, list_only) in flush_context.states.items()
+            if is_delete and list_only and state.key is not None
+        }
         for state, (is_delete, list_only) in flush_context.states.items():
             if list_only:
                 continue
@@ -603,7 +610,9 @@ def install_flush_tracking(manager: Any) -> None:
                 continue
             if is_delete:
                 deleted.append((target, found))
-            elif target in pending:
+            elif target in pending and not (
+                switched and state.mapper.identity_key_from_instance(target) in switched
+            ):
                 key = (cls, found.key_of(target))
                 # As Operations.add_insert: deleted, then inserted again, is an update.
                 kind = Operation.UPDATE if key in operations else Operation.INSERT

@@ -138,6 +138,26 @@ def test_delete_then_reinsert_of_the_same_key_continues_the_chain(
     _assert_history(schema_engine)
 
 
+def test_new_object_replacing_one_deleted_in_the_same_flush_is_an_update(
+    schema_engine: sa.Engine,
+) -> None:
+    # SQLAlchemy writes it as an UPDATE of the row ("row switch"), and so does Continuum.
+    with Session(schema_engine) as session:
+        session.add(models.License(id=7, spdx_id="MIT", name="MIT"))
+        session.commit()
+        session.delete(session.get(models.License, 7))
+        session.add(models.License(id=7, spdx_id="MIT", name="MIT License"))
+        session.commit()
+        rows = session.execute(
+            sa.select(models.LicenseVersion.operation_type, models.LicenseVersion.name).order_by(
+                models.LicenseVersion.transaction_id
+            )
+        ).all()
+
+    assert [tuple(row) for row in rows] == [(0, "MIT"), (1, "MIT License")]
+    _assert_history(schema_engine)
+
+
 def test_savepoints_keep_a_consistent_history(schema_engine: sa.Engine) -> None:
     # A savepoint rolled back after a flush inside it breaks stock Continuum as well
     # (StaleDataError on the reused version object), so it is not exercised here.
@@ -282,3 +302,38 @@ def test_match_keys_selects_exactly_the_given_keys(
             assert sorted(tuple(row) for row in found) == expected
     sent_as_one = any(marker in seen[0] for marker in ("json_each(", "any(", "unnest("))
     assert sent_as_one is one_parameter, seen[0]
+
+
+def test_closing_versions_looks_records_up_by_key(schema_engine: sa.Engine) -> None:
+    """The close must not walk every open version (one per live record) to find a few."""
+    from sqlalchemy_continuum.utils import version_class
+
+    from vestige.unit_of_work import CloseTarget, close_statements
+
+    with Session(schema_engine) as session:
+        session.add_all(models.Package(name=f"pkg{i}", summary="v1") for i in range(3000))
+        session.commit()
+    dialect = schema_engine.dialect.name
+    target = CloseTarget(version_class(models.Package), "transaction_id", "end_transaction_id")
+    target.keys.update({(5,), (1500,), (2999,)})
+    (statement,) = close_statements(target, 10**6, dialect)
+    compiled = statement.compile(dialect=schema_engine.dialect)
+    with schema_engine.connect() as conn:
+        if dialect == "sqlite":
+            # No ANALYZE, as in most SQLite databases: the planner has no statistics.
+            params = compiled.construct_params()
+            sql, values = str(compiled), tuple(params[name] for name in compiled.positiontup or ())
+            plan = " | ".join(
+                row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", values)
+            )
+            assert "USING INDEX ix_package_version_end_transaction_id" not in plan, plan
+            assert "package_version USING" in plan and "(id=?)" in plan, plan
+        else:
+            conn.exec_driver_sql("ANALYZE package_version")
+            sql = f"EXPLAIN {compiled}"
+            plan = " | ".join(row[0] for row in conn.exec_driver_sql(sql, compiled.params))
+            assert "Seq Scan on package_version" not in plan, plan
+            assert "ix_package_version_end_transaction_id" not in plan, plan
+        # And it closes exactly those three records' open versions.
+        closed = conn.execute(statement).rowcount
+        assert closed == 3
