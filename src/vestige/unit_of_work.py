@@ -8,8 +8,9 @@ rows. :class:`SetBasedUnitOfWork` writes the versions of a flush without ORM obj
 executemany for deleted ones) and closes the previous versions with one UPDATE per
 version table per flush (per parent table too in joined inheritance; a few more only
 when a flush touches more records than the database accepts bind parameters in one
-statement). :func:`install_flush_tracking` replaces Continuum's per-row insert, update
-and delete listeners with one pass over each flush.
+statement). The keys go as one parameter (:func:`match_keys`), so those statements are
+compiled once whatever the size of the flush. :func:`install_flush_tracking` replaces
+Continuum's per-row insert, update and delete listeners with one pass over each flush.
 
 On PostgreSQL the UPDATE locks the rows it closes in primary-key order first (an
 ordered ``SELECT ... FOR UPDATE`` in its ``FROM``), so concurrent flushes over
@@ -415,7 +416,10 @@ def match_keys(
     return sa.tuple_(*columns).in_(keys)
 
 
-_ONE_PARAMETER_DIALECTS = frozenset({"postgresql", "sqlite"})
+# json_each is built into SQLite from 3.38 (before, only when compiled with JSON1).
+_ONE_PARAMETER_DIALECTS = frozenset(
+    {"postgresql", "sqlite"} if sqlite3.sqlite_version_info >= (3, 38) else {"postgresql"}
+)
 _PLAIN_KEY_TYPES = (int, str, uuid.UUID)
 
 
