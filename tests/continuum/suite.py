@@ -45,9 +45,9 @@ TEST_DEPS = [
     "PyMySQL>=1.0",
 ]
 # The chosen subset CI runs: the validity strategy's own tests, savepoints, inheritance,
-# relationships, composite keys, and keys deleted and added again. Of the test classes generated for every combination
-# of settings, variant 1 (validity, default column names) and variant 7 (validity,
-# tx_id/end_tx_id) are taken.
+# relationships, composite keys, and keys deleted and added again. Of the test classes
+# generated for every combination of settings, variant 1 (validity, default column names)
+# and variant 7 (validity, tx_id/end_tx_id) are taken.
 _VARIANTS = (1, 7)
 SUBSET = [
     "tests/test_validity_strategy.py",

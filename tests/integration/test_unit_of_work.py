@@ -115,46 +115,40 @@ def test_record_flushed_twice_in_one_transaction_is_closed_once(schema_engine: s
     _assert_history(schema_engine)
 
 
+@pytest.mark.parametrize(
+    ("commit_between", "expected"),
+    [
+        (True, [(0, "MIT"), (2, "MIT"), (0, "MIT License")]),
+        # One flush: SQLAlchemy writes an UPDATE of the row ("row switch"), and so does
+        # Continuum record it.
+        (False, [(0, "MIT"), (1, "MIT License")]),
+    ],
+    ids=["separate-transactions", "same-flush"],
+)
 def test_delete_then_reinsert_of_the_same_key_continues_the_chain(
-    schema_engine: sa.Engine,
+    schema_engine: sa.Engine, commit_between: bool, expected: list[tuple[int, str]]
 ) -> None:
     with Session(schema_engine) as session:
         session.add(models.License(id=7, spdx_id="MIT", name="MIT"))
         session.commit()
         session.delete(session.get(models.License, 7))
-        session.commit()
+        if commit_between:
+            session.commit()
         session.add(models.License(id=7, spdx_id="MIT", name="MIT License"))
         session.commit()
+        version = models.LicenseVersion
         rows = session.execute(
             sa.select(
-                models.LicenseVersion.operation_type,
-                models.LicenseVersion.transaction_id,
-                models.LicenseVersion.end_transaction_id,
-            ).order_by(models.LicenseVersion.transaction_id)
+                version.operation_type,
+                version.name,
+                version.transaction_id,
+                version.end_transaction_id,
+            ).order_by(version.transaction_id)
         ).all()
 
-    assert [row.operation_type for row in rows] == [0, 2, 0]
-    assert [row.end_transaction_id for row in rows] == [rows[1][1], rows[2][1], None]
-    _assert_history(schema_engine)
-
-
-def test_new_object_replacing_one_deleted_in_the_same_flush_is_an_update(
-    schema_engine: sa.Engine,
-) -> None:
-    # SQLAlchemy writes it as an UPDATE of the row ("row switch"), and so does Continuum.
-    with Session(schema_engine) as session:
-        session.add(models.License(id=7, spdx_id="MIT", name="MIT"))
-        session.commit()
-        session.delete(session.get(models.License, 7))
-        session.add(models.License(id=7, spdx_id="MIT", name="MIT License"))
-        session.commit()
-        rows = session.execute(
-            sa.select(models.LicenseVersion.operation_type, models.LicenseVersion.name).order_by(
-                models.LicenseVersion.transaction_id
-            )
-        ).all()
-
-    assert [tuple(row) for row in rows] == [(0, "MIT"), (1, "MIT License")]
+    assert [(row.operation_type, row.name) for row in rows] == expected
+    ends = [row.end_transaction_id for row in rows]
+    assert ends == [row.transaction_id for row in rows[1:]] + [None]
     _assert_history(schema_engine)
 
 
