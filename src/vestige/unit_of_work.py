@@ -106,6 +106,7 @@ class RowPlan:
         "copy_columns",
         "copy_from",
         "key_attributes",
+        "key_is_identity",
         "key_of",
         "operation_column",
         "table",
@@ -150,6 +151,7 @@ class RowPlan:
                 manager.option(cls, "end_transaction_column_name"),
             )
         self.key_of = key_getter(self.key_attributes)
+        self.key_is_identity = list(get_primary_keys(cls)) == self.key_attributes
         # The close target keys records as the version table does; mostly the same key.
         self.close_by_record_key = (
             self.close is not None and self.close.pk_attributes == self.key_attributes
@@ -265,7 +267,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             raise Exception("Current transaction not available.")
         # Per class, found once a flush: its plan, the keys written, the keys to close.
         classes: dict[type, tuple[RowPlan, set[tuple[Any, ...]], set[tuple[Any, ...]] | None]] = {}
-        for operation in list(self.operations.objects.values()):
+        for (_, identity), operation in list(self.operations.objects.items()):
             if operation.processed:
                 continue
             target = operation.target
@@ -279,7 +281,8 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
                 found = plan, self._written.setdefault(plan.table, set()), close_keys
                 classes[target.__class__] = found
             plan, written, close_keys = found
-            key = plan.key_of(target)
+            # Operations are keyed by (class, primary key): mostly the version table's key.
+            key = identity if plan.key_is_identity else plan.key_of(target)
             if key not in written and plan.copy_from is not None and operation.type != 2:
                 copies.setdefault((plan, operation.type), []).append(key)
             else:
@@ -594,11 +597,15 @@ def install_flush_tracking(manager: Any) -> None:
         deleted: list[tuple[Any, _TrackedClass]] = []
         # A new object taking the key of one deleted in the same flush is written as an
         # UPDATE of that row ("row switch"; the deleted one's delete is called off).
-        switched = {
-            state.key
-            for state, (is_delete, list_only) in flush_context.states.items()
-            if is_delete and list_only and state.key is not None
-        }
+        switched = (
+            {
+                state.key
+                for state, (is_delete, list_only) in flush_context.states.items()
+                if is_delete and list_only and state.key is not None
+            }
+            if session.deleted
+            else ()
+        )
         for state, (is_delete, list_only) in flush_context.states.items():
             if list_only:
                 continue
