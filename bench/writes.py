@@ -8,9 +8,9 @@ Workloads: one flush inserting 2,000 rows, one flush updating those 2,000 rows, 
 commits of one updated row each. Every variant runs every workload several times on a
 fresh schema, the variants taking turns (one repetition each, in a rotating order, after
 a warm-up round that is not counted); the table shows the median and its ratio to
-unversioned. Garbage left by
-the previous workload is collected before each timed one, so that a collection it
-triggers is not charged to the next (the garbage a workload makes itself still is).
+unversioned. Garbage left by the previous workload is collected before each timed one,
+so that a collection it triggers is not charged to the next (the garbage a workload
+makes itself still is).
 
 Usage::
 

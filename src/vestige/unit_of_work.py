@@ -261,15 +261,13 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         rows: dict[sa.Table, list[dict[str, Any]]] = {}
         copies: dict[tuple[RowPlan, int], list[tuple[Any, ...]]] = {}
         refreshed: list[tuple[RowPlan, dict[str, Any], tuple[Any, ...]]] = []
-        if not self.current_transaction and any(
-            not operation.processed for operation in self.operations.objects.values()
-        ):
-            raise Exception("Current transaction not available.")
         # Per class, found once a flush: its plan, the keys written, the keys to close.
         classes: dict[type, tuple[RowPlan, set[tuple[Any, ...]], set[tuple[Any, ...]] | None]] = {}
         for (_, identity), operation in list(self.operations.objects.items()):
             if operation.processed:
                 continue
+            if not self.current_transaction:
+                raise Exception("Current transaction not available.")
             target = operation.target
             found = classes.get(target.__class__)
             if found is None:
@@ -400,7 +398,7 @@ def key_chunks(
 
 
 def match_keys(
-    columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]], dialect: str = ""
+    columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]], dialect: str
 ) -> Any:
     """``(columns) IN (keys)``, with the keys sent as one parameter where the dialect can.
 
@@ -567,6 +565,10 @@ _SCALAR_IMPL = getattr(
 )
 
 
+# Continuum's per-row listeners, which flush tracking replaces.
+_ROW_EVENTS = ("after_insert", "after_update", "after_delete")
+
+
 def install_flush_tracking(manager: Any) -> None:
     """Make ``manager`` record each flush's inserts, updates and deletes in one pass.
 
@@ -642,17 +644,16 @@ def install_flush_tracking(manager: Any) -> None:
 
     continuum_reset = manager.reset
 
-    def reset() -> None:
-        # Continuum rebuilds its listener tables here, from the manager's attributes.
-        continuum_reset()
+    def drop_row_listeners() -> None:
         for event in _ROW_EVENTS:
             manager.mapper_listeners.pop(event, None)
 
+    def reset() -> None:
+        # Continuum rebuilds its listener tables here, from the manager's attributes.
+        continuum_reset()
+        drop_row_listeners()
+
     manager.after_flush = after_flush
     manager.reset = reset
-    for event in _ROW_EVENTS:
-        manager.mapper_listeners.pop(event, None)
+    drop_row_listeners()
     manager.session_listeners["after_flush"] = after_flush
-
-
-_ROW_EVENTS = ("after_insert", "after_update", "after_delete")
