@@ -5,12 +5,14 @@ listeners are global): ``unversioned``, ``stock-validity`` and ``stock-subquery`
 (Continuum 2.0.0's own unit of work), ``vestige`` (validity strategy, Vestige's
 set-based unit of work) and ``native`` (Continuum's PostgreSQL triggers, with hstore).
 Workloads: one flush inserting 2,000 rows, one flush updating those 2,000 rows, and 200
-commits of one updated row each. Every variant runs every workload several times on a
-fresh schema, the variants taking turns (one repetition each, in a rotating order, after
-a warm-up round that is not counted); the table shows the median and its ratio to
-unversioned. Garbage left by the previous workload is collected before each timed one,
-so that a collection it triggers is not charged to the next (the garbage a workload
-makes itself still is).
+commits of one updated row each. Every variant runs every workload several times, from a
+fresh schema each round. Workload by workload, the variants take turns, in an order that
+rotates every round, after a warm-up round that is not counted. The table shows each
+variant's median time and its ratio to unversioned: the median, over the rounds, of
+its time divided by unversioned's time for the same workload in the same round (paired,
+because this kind of machine speeds up and slows down for seconds at a time). Garbage
+left by the previous workload is collected before each timed one, so that a collection
+it triggers is not charged to the next (the garbage a workload makes itself still is).
 
 Usage::
 
@@ -21,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -83,7 +87,12 @@ def _declare(variant: str) -> tuple[Any, type]:
 
 
 class _Workloads:
-    """One variant's model on one database, ready to time the three workloads."""
+    """One variant's model on one database; times one workload per call of :meth:`run`.
+
+    The workloads build on each other and run in the order of ``WORKLOADS``: the insert
+    starts from a fresh schema, the update changes the rows it inserted, the commits
+    change some of them again.
+    """
 
     def __init__(self, variant: str, url: str) -> None:
         self.base, self.item = _declare(variant)
@@ -91,51 +100,68 @@ class _Workloads:
         if variant == "native":
             with self.engine.begin() as conn:
                 conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS hstore"))
+        self.session: Session | None = None
+        self.rows: list[Any] = []
 
-    def run(self) -> dict[str, float]:
-        """One repetition on a fresh schema: seconds per workload."""
-        item, times = self.item, {}
+    def run(self, workload: str) -> float:
+        """Seconds taken by ``workload``; garbage left before it is collected untimed."""
+        timed: Callable[[], None]
+        if workload == "insert 2000":
+            timed = self._fresh().commit
+        elif workload == "update 2000":
+            timed = self._change_all().commit
+        else:
+            keys = self._keys()
+            timed = functools.partial(self._commit_one_by_one, keys)
+        gc.collect()
+        began = time.perf_counter()
+        timed()
+        return time.perf_counter() - began
+
+    def _fresh(self) -> Session:
+        if self.session is not None:
+            self.session.close()
         self.base.metadata.drop_all(self.engine)
         self.base.metadata.create_all(self.engine)
-        with Session(self.engine) as session:
-            session.add_all(item(name=f"item {i}", quantity=i, note="first") for i in range(ROWS))
-            gc.collect()
-            began = time.perf_counter()
-            session.commit()
-            times["insert 2000"] = time.perf_counter() - began
+        self.session = Session(self.engine)
+        item = self.item
+        self.session.add_all(item(name=f"item {i}", quantity=i, note="first") for i in range(ROWS))
+        return self.session
 
-            rows = session.scalars(sa.select(item)).all()
-            for row in rows:
-                row.quantity += 1
-                row.note = "second"
-            gc.collect()
-            began = time.perf_counter()
-            session.commit()
-            times["update 2000"] = time.perf_counter() - began
+    def _change_all(self) -> Session:
+        assert self.session is not None
+        self.rows = list(self.session.scalars(sa.select(self.item)).all())
+        for row in self.rows:
+            row.quantity += 1
+            row.note = "second"
+        return self.session
 
-            keys = [row.id for row in rows[:COMMITS]]
-            gc.collect()
-            began = time.perf_counter()
-            for key in keys:
-                one = session.get(item, key)
-                assert one is not None
-                one.note = "third"
-                session.commit()
-            times["200 commits"] = time.perf_counter() - began
-        return times
+    def _keys(self) -> list[int]:
+        return [row.id for row in self.rows[:COMMITS]]
+
+    def _commit_one_by_one(self, keys: list[int]) -> None:
+        session = self.session
+        assert session is not None
+        for key in keys:
+            one = session.get(self.item, key)
+            assert one is not None
+            one.note = "third"
+            session.commit()
 
     def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
         self.base.metadata.drop_all(self.engine)
         self.engine.dispose()
 
 
 def _serve(variant: str, url: str) -> None:
-    """The worker: one repetition per "run" line on stdin, its times as a JSON line."""
+    """The worker: for each workload named on stdin, its seconds as a JSON line."""
     workloads = _Workloads(variant, url)
     for line in sys.stdin:
-        if line.strip() != "run":
+        if line.strip() not in WORKLOADS:
             break
-        print(json.dumps(workloads.run()), flush=True)
+        print(json.dumps(workloads.run(line.strip())), flush=True)
     workloads.close()
 
 
@@ -172,17 +198,17 @@ class _Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 
-    def run(self) -> dict[str, float]:
+    def run(self, workload: str) -> float:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write("run\n")
+        self.process.stdin.write(f"{workload}\n")
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
             self.process.wait()
             assert self.process.stderr is not None
             raise SystemExit(f"error: {self.name} failed:\n{self.process.stderr.read()}")
-        times: dict[str, float] = json.loads(line)
-        return times
+        seconds: float = json.loads(line)
+        return seconds
 
     def close(self) -> None:
         try:
@@ -194,9 +220,11 @@ class _Worker:
 def measure(dbs: list[str], repeat: int) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
     """Run every variant on every database; medians and ratios to unversioned.
 
-    The variants take turns, one repetition each, in an order that rotates every round,
-    after one warm-up round that is not counted: a machine that slows down for a while
-    slows every variant alike, so the ratios are measured side by side.
+    Workload by workload, the variants take turns, in an order that rotates every
+    round, after one warm-up round that is not counted. A variant's ratio is the median,
+    over the rounds, of its time divided by unversioned's time for the same workload in
+    the same round: measured seconds apart, so that a machine that slows down for a
+    while slows both sides of each ratio alike.
     """
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     with tempfile.TemporaryDirectory(prefix="vestige-bench-") as scratch:
@@ -211,28 +239,33 @@ def measure(dbs: list[str], repeat: int) -> dict[str, dict[str, dict[str, dict[s
                     workers[variant] = _Worker(db, variant, Path(scratch))
                 for round_ in range(repeat + 1):
                     turn = round_ % len(variants)
-                    for variant in variants[turn:] + variants[:turn]:
-                        measured = workers[variant].run()
-                        if round_ == 0:
-                            continue  # warm-up
-                        for workload in WORKLOADS:
-                            times[variant][workload].append(measured[workload])
+                    for workload in WORKLOADS:
+                        for variant in variants[turn:] + variants[:turn]:
+                            seconds = workers[variant].run(workload)
+                            if round_ > 0:  # round 0 warms up
+                                times[variant][workload].append(seconds)
                     label = "warm-up" if round_ == 0 else f"{round_}/{repeat}"
                     print(f"  {db}: round {label} done", file=sys.stderr, flush=True)
             finally:
                 for worker in workers.values():
                     worker.close()
-            medians = {
-                variant: {w: statistics.median(times[variant][w]) for w in WORKLOADS}
-                for variant in variants
-            }
             results[db] = {
                 workload: {
                     variant: {
-                        "median_s": round(values[workload], 5),
-                        "ratio": round(values[workload] / medians["unversioned"][workload], 2),
+                        "median_s": round(statistics.median(times[variant][workload]), 5),
+                        "ratio": round(
+                            statistics.median(
+                                mine / theirs
+                                for mine, theirs in zip(
+                                    times[variant][workload],
+                                    times["unversioned"][workload],
+                                    strict=True,
+                                )
+                            ),
+                            2,
+                        ),
                     }
-                    for variant, values in medians.items()
+                    for variant in variants
                 }
                 for workload in WORKLOADS
             }
@@ -242,7 +275,7 @@ def measure(dbs: list[str], repeat: int) -> dict[str, dict[str, dict[str, dict[s
 def table(results: dict[str, dict[str, dict[str, dict[str, float]]]], repeat: int) -> str:
     """The results as a text table: median seconds and ratio to unversioned."""
     lines = [
-        f"Median of {repeat} runs; ratio = median / unversioned median (same database, same run).",
+        f"Median of {repeat} rounds; ratio = median of (time / unversioned time, same round).",
         "",
         f"{'database':<11}{'workload':<13}" + "".join(f"{variant:>20}" for variant in VARIANTS),
     ]

@@ -366,8 +366,8 @@ def _write_versions(
         if target.end_tx is not None:
             close = CloseTarget(target.version_cls, target.tx.name, target.end_tx.name)
             close.keys.update(fresh)
-            for statement in close_statements(close, tx_id, dialect):
-                connection.execute(statement)
+            for statement, params in close_statements(close, tx_id, dialect):
+                connection.execute(statement, params)
 
 
 def _copied(target: _Target) -> Sequence[tuple[sa.Column[Any], sa.Column[Any]]]:

@@ -26,7 +26,9 @@ It is the default of :func:`vestige.versioning.make_versioned`; to go back to st
 
 from __future__ import annotations
 
+import contextlib
 import json
+import operator
 import sqlite3
 import uuid
 import weakref
@@ -52,7 +54,13 @@ from sqlalchemy_continuum.utils import (
     versioned_column_properties,
 )
 
-__all__ = ["SET_BASED_DIALECTS", "SetBasedUnitOfWork", "install_flush_tracking"]
+__all__ = [
+    "SET_BASED_DIALECTS",
+    "KeyMatch",
+    "SetBasedUnitOfWork",
+    "install_flush_tracking",
+    "match_keys",
+]
 
 SET_BASED_DIALECTS = frozenset({"postgresql", "sqlite"})
 """Dialects on which the close is set-based; others keep Continuum's per-row close."""
@@ -68,7 +76,15 @@ _OBJECT_HOOKS = ("after_create_version_object", "after_create_version_objects", 
 class CloseTarget:
     """One version table to close previous versions in, and the records to close."""
 
-    __slots__ = ("end_column", "keys", "pk_attributes", "pk_columns", "table", "tx_column")
+    __slots__ = (
+        "_statements",
+        "end_column",
+        "keys",
+        "pk_attributes",
+        "pk_columns",
+        "table",
+        "tx_column",
+    )
 
     def __init__(self, version_cls: type, tx: str, end_tx: str) -> None:
         table: sa.Table = version_cls.__table__  # type: ignore[attr-defined]
@@ -84,6 +100,7 @@ class CloseTarget:
         self.tx_column = table.c[tx]
         self.end_column = table.c[end_tx]
         self.keys: set[tuple[Any, ...]] = set()
+        self._statements: dict[str, tuple[sa.Update, KeyMatch]] = {}
 
     @classmethod
     def like(cls, other: CloseTarget) -> CloseTarget:
@@ -92,13 +109,22 @@ class CloseTarget:
         target.table, target.pk_attributes = other.table, other.pk_attributes
         target.pk_columns, target.tx_column = other.pk_columns, other.tx_column
         target.end_column, target.keys = other.end_column, set()
+        target._statements = other._statements
         return target
+
+    def statement(self, dialect: str) -> tuple[sa.Update, KeyMatch]:
+        """The close's UPDATE on ``dialect``, built once, and how it takes its keys."""
+        found = self._statements.get(dialect)
+        if found is None:
+            found = self._statements[dialect] = _close_statement(self, dialect)
+        return found
 
 
 class RowPlan:
     """How to write a version of one versioned class as a plain row (no ORM object)."""
 
     __slots__ = (
+        "_copies",
         "attributes",
         "close",
         "close_by_record_key",
@@ -156,6 +182,7 @@ class RowPlan:
         self.close_by_record_key = (
             self.close is not None and self.close.pk_attributes == self.key_attributes
         )
+        self._copies: dict[str, tuple[sa.Insert, KeyMatch]] = {}
 
     @classmethod
     def for_class(cls, manager: Any, parent_cls: type) -> RowPlan | None:
@@ -181,20 +208,35 @@ class RowPlan:
 
     def copy_statements(
         self, keys: Iterable[tuple[Any, ...]], operation_type: int, tx_id: int, dialect: str
-    ) -> Iterator[sa.Insert]:
-        """``INSERT INTO <version> SELECT ... FROM <table>`` for these records as they are."""
+    ) -> Iterator[tuple[sa.Insert, dict[str, Any]]]:
+        """``INSERT INTO <version> SELECT ... FROM <table>`` for these records as they are.
+
+        Pairs of a statement, built once per dialect, and its parameters.
+        """
+        statement, match = self._copies.get(dialect) or self._copy_statement(dialect)
+        for batch in key_batches(keys, match, dialect):
+            params = match.params(batch)
+            params["vestige_tx"], params["vestige_operation"] = tx_id, operation_type
+            yield statement, params
+
+    def _copy_statement(self, dialect: str) -> tuple[sa.Insert, KeyMatch]:
         assert self.copy_from is not None
-        base = self.copy_from
-        by_name = {c.name: c for c in base.c}
-        pk = [by_name[self.table.c[key].name] for key in self._key_columns()]
+        by_name = {c.name: c for c in self.copy_from.c}
+        match = KeyMatch([by_name[self.table.c[key].name] for key in self._key_columns()], dialect)
         names = [name for name, _ in self.copy_columns]
         names += [self.tx_column, self.operation_column]
-        values = [column for _, column in self.copy_columns]
-        for chunk in key_chunks(keys, len(pk), dialect):
-            rows = sa.select(*values, sa.literal(tx_id), sa.literal(operation_type)).where(
-                match_keys(pk, chunk, dialect)
-            )
-            yield self.table.insert().from_select(names, rows)
+        rows = sa.select(
+            *(column for _, column in self.copy_columns),
+            sa.bindparam("vestige_tx", type_=self.table.c[self.tx_column].type),
+            sa.bindparam("vestige_operation", type_=self.table.c[self.operation_column].type),
+        )
+        if match.keys_table is not None and match.on is not None:
+            # The keys are distinct (one operation per record): the join copies each once.
+            rows = rows.select_from(match.keys_table.join(self.copy_from, match.on))
+        else:
+            rows = rows.where(match.clause)
+        self._copies[dialect] = self.table.insert().from_select(names, rows), match
+        return self._copies[dialect]
 
     def _key_columns(self) -> list[str]:
         return [c.key for c in self.table.primary_key if c.key != self.tx_column]
@@ -227,7 +269,10 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         """
         if any(is_versioned(obj) for obj in chain(session.new, session.deleted)):
             return True
-        if any(is_versioned(obj) and is_modified(obj) for obj in session.dirty):
+        # Session.dirty builds a set of every modified object; one versioned one will do.
+        states = getattr(session, "_dirty_states", None)
+        dirty = session.dirty if states is None else (state.obj() for state in states)
+        if any(obj is not None and is_versioned(obj) and is_modified(obj) for obj in dirty):
             return True
         return any(self.manager.plugins.is_session_modified(session))
 
@@ -258,52 +303,60 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         if self._dialect_name() not in SET_BASED_DIALECTS:
             super().create_version_objects(session)
             return
+        # The operations not written yet, by class and kind (order kept within each).
+        groups: dict[tuple[type, int], list[tuple[tuple[Any, ...], Operation]]] = {}
+        for (cls, identity), operation in self.operations.objects.items():
+            if not operation.processed:
+                groups.setdefault((cls, operation.type), []).append((identity, operation))
+        if groups and not self.current_transaction:
+            raise Exception("Current transaction not available.")
         rows: dict[sa.Table, list[dict[str, Any]]] = {}
         copies: dict[tuple[RowPlan, int], list[tuple[Any, ...]]] = {}
         refreshed: list[tuple[RowPlan, dict[str, Any], tuple[Any, ...]]] = []
-        # Per class, found once a flush: its plan, the keys written, the keys to close.
-        classes: dict[type, tuple[RowPlan, set[tuple[Any, ...]], set[tuple[Any, ...]] | None]] = {}
-        for (_, identity), operation in list(self.operations.objects.items()):
-            if operation.processed:
-                continue
-            if not self.current_transaction:
-                raise Exception("Current transaction not available.")
-            target = operation.target
-            found = classes.get(target.__class__)
-            if found is None:
-                plan = self._plan(target.__class__)
-                if plan is None:
+        for (cls, operation_type), items in groups.items():
+            plan = self._plan(cls)
+            if plan is None:
+                for _, operation in items:
                     self.process_operation(operation)
-                    continue
-                close_keys = self._close_target_for(plan).keys if plan.close else None
-                found = plan, self._written.setdefault(plan.table, set()), close_keys
-                classes[target.__class__] = found
-            plan, written, close_keys = found
+                continue
             # Operations are keyed by (class, primary key): mostly the version table's key.
-            key = identity if plan.key_is_identity else plan.key_of(target)
-            if key not in written and plan.copy_from is not None and operation.type != 2:
-                copies.setdefault((plan, operation.type), []).append(key)
+            if plan.key_is_identity:
+                keys = [identity for identity, _ in items]
             else:
-                row = plan.row(target, operation.type, self.current_transaction.id)
-                if key in written:
-                    refreshed.append((plan, row, key))
-                else:
-                    rows.setdefault(plan.table, []).append(row)
-            written.add(key)
-            if close_keys is not None:
+                keys = [plan.key_of(operation.target) for _, operation in items]
+            written = self._written.setdefault(plan.table, set())
+            # A record written earlier in this transaction keeps its one version, refreshed.
+            again = written.intersection(keys)
+            copied = plan.copy_from is not None and operation_type != Operation.DELETE
+            if copied:
+                fresh = [key for key in keys if key not in again] if again else keys
+                copies.setdefault((plan, operation_type), []).extend(fresh)
+            if again or not copied:
+                tx_id = self.current_transaction.id
+                for (_, operation), key in zip(items, keys, strict=True):
+                    if key in again:
+                        row = plan.row(operation.target, operation_type, tx_id)
+                        refreshed.append((plan, row, key))
+                    elif not copied:
+                        row = plan.row(operation.target, operation_type, tx_id)
+                        rows.setdefault(plan.table, []).append(row)
+            written.update(keys)
+            if plan.close is not None:
+                close_keys = self._close_target_for(plan).keys
                 if plan.close_by_record_key:
-                    close_keys.add(key)
+                    close_keys.update(keys)
                 else:
-                    assert plan.close is not None
-                    close_keys.add(tuple(getattr(target, a) for a in plan.close.pk_attributes))
-            operation.processed = True
+                    pk = plan.close.pk_attributes
+                    close_keys.update(tuple(getattr(op.target, a) for a in pk) for _, op in items)
+            for _, operation in items:
+                operation.processed = True
         self.version_session.flush()
         connection = self.version_session.connection()
         dialect = connection.dialect.name
         for (plan, operation_type), keys in copies.items():
             tx_id = self.current_transaction.id
-            for statement in plan.copy_statements(keys, operation_type, tx_id, dialect):
-                connection.execute(statement)
+            for statement, params in plan.copy_statements(keys, operation_type, tx_id, dialect):
+                connection.execute(statement, params)
         for table, batch in rows.items():
             # Single-table inheritance: subclasses version different columns of one table.
             by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
@@ -362,25 +415,43 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         tx_id = self.current_transaction.id
         targets, self._close_targets = self._close_targets, {}
         for target in sorted(targets.values(), key=lambda t: t.table.fullname):
-            for statement in close_statements(target, tx_id, connection.dialect.name):
-                connection.execute(statement)
+            for statement, params in close_statements(target, tx_id, connection.dialect.name):
+                connection.execute(statement, params)
 
     def _dialect_name(self) -> str:
         bind = self.version_session.get_bind()
         return str(bind.dialect.name)
 
 
-def close_statements(target: CloseTarget, tx_id: int, dialect: str) -> Iterator[sa.Update]:
+def close_statements(
+    target: CloseTarget, tx_id: int, dialect: str
+) -> Iterator[tuple[sa.Update, dict[str, Any]]]:
     """The UPDATEs closing the open versions of ``target.keys`` written before ``tx_id``.
 
+    Pairs of a statement, built once per target and dialect, and its parameters.
     "Before" means committed before, not a smaller id: Continuum numbers a transaction
     at its first flush, so a concurrent writer with a larger id can commit a version of
     the same record first. This transaction holds the record's row lock when it gets
     here, so every other open version is closed by it and the record keeps exactly one
     open version (H1); stock closes only the largest smaller id and leaves two open.
     """
-    for keys in key_chunks(target.keys, len(target.pk_columns), dialect):
-        yield _close_statement(target, keys, tx_id, dialect)
+    statement, match = target.statement(dialect)
+    for batch in key_batches(target.keys, match, dialect):
+        params = match.params(batch)
+        params["vestige_tx"] = tx_id
+        yield statement, params
+
+
+def key_batches(
+    keys: Iterable[tuple[Any, ...]], match: KeyMatch, dialect: str
+) -> Iterator[Sequence[tuple[Any, ...]]]:
+    """The keys in as few batches as ``match`` takes: one, or chunks of an ``IN`` list."""
+    if not match.one_parameter:
+        yield from key_chunks(keys, len(match.columns), dialect)
+        return
+    batch = keys if isinstance(keys, Sequence) else list(keys)
+    if batch:
+        yield batch
 
 
 def key_chunks(
@@ -397,24 +468,123 @@ def key_chunks(
         yield ordered[start : start + size]
 
 
+class KeyMatch:
+    """``(columns) IN (keys)`` as one clause to build once and execute with any keys.
+
+    On PostgreSQL the keys go as an array per column (``= ANY(%(keys)s::INTEGER[])``),
+    on SQLite as one JSON text read by ``json_each``: the statement stays the same
+    whatever the number of keys, so it is compiled once and cached, instead of
+    expanding one bind parameter per key. Other dialects, and key columns whose values
+    are not plain integers, strings or UUIDs, get an expanding ``IN`` list
+    (:attr:`one_parameter` is false: callers chunk the keys with :func:`key_chunks`).
+
+    The keys are bound at execution by :meth:`params`, under names starting with
+    ``name``, unless ``keys`` are given here: then they are bound into the clause.
+
+    On SQLite, :attr:`keys_table` and :attr:`on` offer the same match as a join:
+    ``json_each`` drives the statement and each key is looked up in the table's index,
+    where ``IN`` first copies the keys into a temporary b-tree.
+    """
+
+    __slots__ = (
+        "_json",
+        "_processors",
+        "clause",
+        "columns",
+        "keys_table",
+        "name",
+        "on",
+        "one_parameter",
+    )
+
+    def __init__(
+        self,
+        columns: Sequence[sa.ColumnElement[Any]],
+        dialect: str,
+        name: str = "vestige_keys",
+        keys: Sequence[tuple[Any, ...]] | None = None,
+    ) -> None:
+        self.columns, self.name = list(columns), name
+        self.clause: sa.ColumnElement[bool]
+        self.keys_table: sa.FromClause | None = None
+        self.on: sa.ColumnElement[bool] | None = None
+        self.one_parameter = dialect in _ONE_PARAMETER_DIALECTS and all(
+            _plain_key_type(column) for column in columns
+        )
+        self._json = self.one_parameter and dialect == "sqlite"
+        self._processors: list[Any] = []
+        if self._json:
+            # Values as the column's type stores them (a UUID as its hex text, for instance).
+            self._processors = [
+                column.type.dialect_impl(_SQLITE_DIALECT).bind_processor(_SQLITE_DIALECT)
+                for column in columns
+            ]
+        values = self.params(keys) if keys is not None else {}
+
+        def bind(key: str, type_: Any = None, expanding: bool = False) -> Any:
+            if keys is None:
+                return sa.bindparam(key, type_=type_, expanding=expanding)
+            return sa.bindparam(key, values[key], type_=type_, expanding=expanding, unique=True)
+
+        if not self.one_parameter:
+            if len(columns) == 1:
+                self.clause = columns[0].in_(bind(name, columns[0].type, expanding=True))
+            else:
+                self.clause = sa.tuple_(*columns).in_(bind(name, expanding=True))
+        elif dialect == "postgresql":
+            # Rendered as %(param)s::INTEGER[] and so on: typed, whatever the element type.
+            arrays = [
+                bind(f"{name}_{i}", postgresql.ARRAY(column.type))
+                for i, column in enumerate(columns)
+            ]
+            if len(columns) == 1:
+                self.clause = columns[0] == sa.func.any(arrays[0])
+            else:
+                # Set-returning functions in one select list run in lockstep: one row per key.
+                unnested = sa.select(*(sa.func.unnest(array) for array in arrays))
+                self.clause = sa.tuple_(*columns).in_(unnested)
+        else:
+            each = sa.func.json_each(bind(name, sa.Text)).table_valued("value")
+            if len(columns) == 1:
+                picked: list[sa.ColumnElement[Any]] = [each.c.value]
+                self.clause = columns[0].in_(sa.select(each.c.value))
+            else:
+                picked = [
+                    sa.func.json_extract(each.c.value, f"$[{i}]") for i in range(len(columns))
+                ]
+                self.clause = sa.tuple_(*columns).in_(sa.select(*picked))
+            self.keys_table = each
+            self.on = sa.and_(*(c == v for c, v in zip(columns, picked, strict=True)))
+
+    def params(self, keys: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+        """The execution parameters that bind ``keys`` to :attr:`clause`."""
+        if not self.one_parameter:
+            if len(self.columns) == 1:
+                return {self.name: [key[0] for key in keys]}
+            return {self.name: list(keys)}
+        if not self._json:
+            return {f"{self.name}_{i}": [key[i] for key in keys] for i in range(len(self.columns))}
+        if any(self._processors):
+            keys = [
+                tuple(
+                    value if process is None else process(value)
+                    for value, process in zip(key, self._processors, strict=True)
+                )
+                for key in keys
+            ]
+        # In index order: SQLite then reads each key's rows next to the previous key's
+        # (joined through keys_table, it visits them in the order given).
+        values: list[Any] = [key[0] for key in keys] if len(self.columns) == 1 else list(keys)
+        with contextlib.suppress(TypeError):  # a NULL among values: any order will do
+            values.sort()
+        return {self.name: json.dumps(values)}
+
+
 def match_keys(
     columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]], dialect: str
 ) -> Any:
-    """``(columns) IN (keys)``, with the keys sent as one parameter where the dialect can.
-
-    On PostgreSQL that is an array per column (``= ANY(%(keys)s::INTEGER[])``), on
-    SQLite one JSON text read by ``json_each``: the statement stays the same whatever
-    the number of keys, so it is compiled once and cached, instead of expanding one
-    bind parameter per key. Other dialects, and key columns whose values are not plain
-    integers, strings or UUIDs, get a plain ``IN`` list.
-    """
-    if dialect in _ONE_PARAMETER_DIALECTS and all(_plain_key_type(column) for column in columns):
-        if dialect == "postgresql":
-            return _match_arrays(columns, keys)
-        return _match_json(columns, keys)
-    if len(columns) == 1:
-        return columns[0].in_([key[0] for key in keys])
-    return sa.tuple_(*columns).in_(keys)
+    """``(columns) IN (keys)`` with these keys bound in; see :class:`KeyMatch`."""
+    return KeyMatch(columns, dialect, keys=keys).clause
 
 
 # json_each is built into SQLite from 3.38 (before, only when compiled with JSON1).
@@ -432,54 +602,22 @@ def _plain_key_type(column: sa.ColumnElement[Any]) -> bool:
     return isinstance(python_type, type) and issubclass(python_type, _PLAIN_KEY_TYPES)
 
 
-def _match_arrays(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]) -> Any:
-    # Rendered as %(param)s::INTEGER[] and so on: typed, whatever the element type.
-    arrays = [
-        sa.bindparam(None, [key[i] for key in keys], type_=postgresql.ARRAY(column.type))
-        for i, column in enumerate(columns)
-    ]
-    if len(columns) == 1:
-        return columns[0] == sa.func.any(arrays[0])
-    # Set-returning functions in one select list run in lockstep: one row per key.
-    return sa.tuple_(*columns).in_(sa.select(*(sa.func.unnest(array) for array in arrays)))
-
-
-def _match_json(columns: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple[Any, ...]]) -> Any:
-    # Values as the column's type stores them (a UUID as its hex text, for instance).
-    dialect = _SQLITE_DIALECT
-    processors = [column.type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
-    if any(processors):
-        keys = [
-            tuple(
-                value if process is None else process(value)
-                for value, process in zip(key, processors, strict=True)
-            )
-            for key in keys
-        ]
-    if len(columns) == 1:
-        flat = json.dumps([key[0] for key in keys])
-        each = sa.func.json_each(sa.bindparam(None, flat, type_=sa.Text)).table_valued("value")
-        return columns[0].in_(sa.select(each.c.value))
-    nested = json.dumps(keys)
-    each = sa.func.json_each(sa.bindparam(None, nested, type_=sa.Text)).table_valued("value")
-    picked = [sa.func.json_extract(each.c.value, f"$[{i}]") for i in range(len(columns))]
-    return sa.tuple_(*columns).in_(sa.select(*picked))
-
-
 _SQLITE_DIALECT = sqlite.dialect()
 
 
-def _close_statement(
-    target: CloseTarget, keys: Sequence[tuple[Any, ...]], tx_id: int, dialect: str
-) -> sa.Update:
+def _close_statement(target: CloseTarget, dialect: str) -> tuple[sa.Update, KeyMatch]:
     table, pk = target.table, target.pk_columns
+    tx_id = sa.bindparam("vestige_tx", type_=target.tx_column.type)
+    match = KeyMatch(pk, dialect)
     # On SQLite, "+ 0" keeps the planner off the end-transaction index: without ANALYZE
     # statistics it would walk every open version instead of the few keys asked for.
     end = target.end_column + 0 if dialect == "sqlite" else target.end_column
-    open_before = sa.and_(end.is_(None), target.tx_column != tx_id, match_keys(pk, keys, dialect))
     update = table.update().values({target.end_column.key: tx_id})
+    if match.on is not None:  # UPDATE ... FROM json_each(...): see KeyMatch
+        return update.where(end.is_(None), target.tx_column != tx_id, match.on), match
+    open_before = sa.and_(end.is_(None), target.tx_column != tx_id, match.clause)
     if dialect != "postgresql":
-        return update.where(open_before)
+        return update.where(open_before), match
     # Lock in primary-key order, then update what was locked: concurrent flushes over
     # overlapping records take their locks in the same order and cannot deadlock here.
     locked = (
@@ -489,10 +627,11 @@ def _close_statement(
         .with_for_update()
         .subquery("locked")
     )
-    return update.where(
+    update = update.where(
         *(column == locked.c[column.key] for column in pk),
         target.tx_column == locked.c[target.tx_column.key],
     )
+    return update, match
 
 
 def key_getter(attributes: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
@@ -503,6 +642,31 @@ def key_getter(attributes: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
     return cast("Callable[[Any], tuple[Any, ...]]", attrgetter(*attributes))
 
 
+def _key_reader(
+    attributes: Sequence[str], key_of: Callable[[Any], tuple[Any, ...]]
+) -> Callable[[Any, dict[str, Any]], tuple[Any, ...]]:
+    """``key(target, values)``: the attributes as a tuple, read from ``values`` (the
+    object's ``__dict__``) when it holds them all, else through ``key_of``."""
+    if len(attributes) == 1:
+        (only,) = attributes
+
+        def key(target: Any, values: dict[str, Any]) -> tuple[Any, ...]:
+            try:
+                return (values[only],)
+            except KeyError:  # expired: loaded through the attribute
+                return key_of(target)
+
+        return key
+
+    def keys(target: Any, values: dict[str, Any]) -> tuple[Any, ...]:
+        try:
+            return tuple(map(values.__getitem__, attributes))
+        except KeyError:
+            return key_of(target)
+
+    return keys
+
+
 def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
     return tuple((value is None, value) for value in key)
 
@@ -510,7 +674,7 @@ def _sort_key(key: tuple[Any, ...]) -> tuple[tuple[bool, Any], ...]:
 class _TrackedClass:
     """What flush tracking needs to know of a versioned class, computed once."""
 
-    __slots__ = ("collections", "history_of", "key_of", "scalar_equal")
+    __slots__ = ("collections", "history_of", "key", "key_of", "plain", "scalar_equal")
 
     def __init__(self, cls: type) -> None:
         mapper: orm.Mapper[Any] = sa.inspect(cls)
@@ -528,22 +692,36 @@ class _TrackedClass:
         self.scalar_equal = {
             key: impl.is_equal for key, impl in impls.items() if type(impl) is _SCALAR_IMPL
         }
+        # Those whose type compares values with == (TypeEngine.compare_values): compared
+        # inline, without a call.
+        self.plain = frozenset(
+            key
+            for key, equal in self.scalar_equal.items()
+            if getattr(equal, "__func__", None) is sa.types.TypeEngine.compare_values
+            or equal is operator.eq
+        )
         self.collections = frozenset(
             r.key for r in relationships if r.direction.name in ("ONETOMANY", "MANYTOMANY")
         )
         # The key Continuum's Operations use (sqlalchemy_continuum._compat.identity).
-        self.key_of = key_getter(list(get_primary_keys(cls)))
+        attributes = list(get_primary_keys(cls))
+        self.key_of = key_getter(attributes)
+        self.key = _key_reader(attributes, self.key_of)
 
-    def changed(self, state: orm.InstanceState[Any]) -> bool:
+    def changed(self, state: orm.InstanceState[Any], values: dict[str, Any]) -> bool:
         """Whether an updated object makes a new version, as Continuum's listener decides.
 
         A versioned attribute must have changed, and changed collections alone make no
-        version (``Operations.add_update``).
+        version (``Operations.add_update``). ``values`` is the object's ``__dict__``.
         """
-        committed, values = state.committed_state, state.dict
+        committed, plain = state.committed_state, self.plain
         for key, original in committed.items():
-            equal = self.scalar_equal.get(key)
-            if equal is not None and key in values and id(original) not in _NO_STATE:
+            if key in plain and key in values and id(original) not in _NO_STATE:
+                if (values[key] == original) is True:
+                    continue
+            elif (equal := self.scalar_equal.get(key)) is not None and (
+                key in values and id(original) not in _NO_STATE
+            ):
                 if equal(values[key], original) is True:
                     continue
             else:
@@ -553,7 +731,7 @@ class _TrackedClass:
                     or not history(state, values, PASSIVE_NO_INITIALIZE).has_changes()
                 ):
                     continue
-            return not all(key in self.collections for key in committed)
+            return not self.collections or not committed.keys() <= self.collections
         return False
 
 
@@ -565,36 +743,19 @@ _SCALAR_IMPL = getattr(
 )
 
 
-# Continuum's per-row listeners, which flush tracking replaces.
-_ROW_EVENTS = ("after_insert", "after_update", "after_delete")
+_UNSEEN: Any = object()
+_instance_dict = orm.attributes.instance_dict
 
 
-def install_flush_tracking(manager: Any) -> None:
-    """Make ``manager`` record each flush's inserts, updates and deletes in one pass.
+class _FlushRecorder:
+    """Records a flush's inserts, updates and deletes as Continuum's listeners would."""
 
-    Continuum records them with mapper listeners (``after_insert``, ``after_update``,
-    ``after_delete``) that run once per row, find the unit of work through the session's
-    connection every time, and rebuild each class's versioned properties and inspect
-    every attribute of every updated row. This replaces the three with one ``after_flush``
-    listener that walks the flush's states once (``flush_context.states``, with the
-    session's pre-flush ``new`` and attribute history, which SQLAlchemy keeps until the
-    flush is finalized), knows each class once, and records the same operations, in the
-    same order of kinds (saves, then deletes) before Continuum's own ``after_flush`` writes
-    the versions. Installed on the instance, so it outlives ``manager.reset()`` (which
-    rebuilds Continuum's listener tables); call before ``make_versioned`` registers them.
-    """
-    classes: weakref.WeakKeyDictionary[type, _TrackedClass] = weakref.WeakKeyDictionary()
-    continuum_after_flush = manager.after_flush
+    def __init__(self) -> None:
+        self._classes: weakref.WeakKeyDictionary[type, _TrackedClass] = weakref.WeakKeyDictionary()
 
-    def tracked(cls: type) -> _TrackedClass:
-        found = classes.get(cls)
-        if found is None:
-            found = classes[cls] = _TrackedClass(cls)
-        return found
-
-    def record(uow: Any, session: orm.Session, flush_context: Any) -> None:
+    def record(self, uow: Any, session: orm.Session, flush_context: Any) -> None:
+        """Add this flush's operations to ``uow.operations``; call in ``after_flush``."""
         operations = uow.operations.objects
-        pending = session.new  # still as before the flush, in after_flush
         known: dict[type, _TrackedClass | None] = {}  # per flush: versioning can be toggled
         deleted: list[tuple[Any, _TrackedClass]] = []
         # A new object taking the key of one deleted in the same flush is written as an
@@ -612,10 +773,9 @@ def install_flush_tracking(manager: Any) -> None:
             if list_only:
                 continue
             cls = state.class_
-            if cls in known:
-                found = known[cls]
-            else:
-                found = known[cls] = tracked(cls) if is_versioned(cls) else None
+            found = known.get(cls, _UNSEEN)
+            if found is _UNSEEN:
+                found = known[cls] = self._tracked(cls) if is_versioned(cls) else None
             if found is None:
                 continue
             target = state.obj()
@@ -623,23 +783,56 @@ def install_flush_tracking(manager: Any) -> None:
                 continue
             if is_delete:
                 deleted.append((target, found))
-            elif target in pending and not (
+                continue
+            values = _instance_dict(target)
+            # New before this flush: SQLAlchemy gives it its key when the flush is finalized.
+            if state.key is None and not (
                 switched and state.mapper.identity_key_from_instance(target) in switched
             ):
-                key = (cls, found.key_of(target))
+                key = (cls, found.key(target, values))
                 # As Operations.add_insert: deleted, then inserted again, is an update.
                 kind = Operation.UPDATE if key in operations else Operation.INSERT
                 operations[key] = Operation(target, kind)
-            elif found.changed(state):
-                operations[(cls, found.key_of(target))] = Operation(target, Operation.UPDATE)
+            elif found.changed(state, values):
+                key = (cls, found.key(target, values))
+                operations[key] = Operation(target, Operation.UPDATE)
         for target, found in deleted:
-            operations[(type(target), found.key_of(target))] = Operation(target, Operation.DELETE)
+            key = (type(target), found.key(target, _instance_dict(target)))
+            operations[key] = Operation(target, Operation.DELETE)
+
+    def _tracked(self, cls: type) -> _TrackedClass:
+        found = self._classes.get(cls)
+        if found is None:
+            found = self._classes[cls] = _TrackedClass(cls)
+        return found
+
+
+# Continuum's per-row listeners, which flush tracking replaces.
+_ROW_EVENTS = ("after_insert", "after_update", "after_delete")
+
+
+def install_flush_tracking(manager: Any) -> None:
+    """Make ``manager`` record each flush's inserts, updates and deletes in one pass.
+
+    Continuum records them with mapper listeners (``after_insert``, ``after_update``,
+    ``after_delete``) that run once per row, find the unit of work through the session's
+    connection every time, and rebuild each class's versioned properties and inspect
+    every attribute of every updated row. This replaces the three with one ``after_flush``
+    listener that walks the flush's states once (``flush_context.states``: until the
+    flush is finalized, new objects have no identity key yet and SQLAlchemy keeps the
+    attribute history), knows each class once, and records the same operations, in the
+    same order of kinds (saves, then deletes) before Continuum's own ``after_flush`` writes
+    the versions. Installed on the instance, so it outlives ``manager.reset()`` (which
+    rebuilds Continuum's listener tables); call before ``make_versioned`` registers them.
+    """
+    recorder = _FlushRecorder()
+    continuum_after_flush = manager.after_flush
 
     def after_flush(session: orm.Session, flush_context: Any) -> None:
         if manager.options["versioning"]:
             uow = manager.unit_of_work(session)
             if session is not uow.version_session:
-                record(uow, session, flush_context)
+                recorder.record(uow, session, flush_context)
         continuum_after_flush(session, flush_context)
 
     continuum_reset = manager.reset

@@ -44,15 +44,24 @@ def test_make_versioned_installs_the_set_based_unit_of_work(schema_engine: sa.En
         assert type(versioning_manager.unit_of_work(session)) is SetBasedUnitOfWork
 
 
-def test_one_update_closes_every_previous_version_of_a_flush(schema_engine: sa.Engine) -> None:
-    with Session(schema_engine) as session:
-        packages = [models.Package(name=f"pkg{i}", summary="v1") for i in range(40)]
-        session.add_all(packages)
+def _update_in_one_flush(session: Session, size: int) -> list[str]:
+    """Add ``size`` packages, then change them all in one flush: its statements."""
+    packages = [models.Package(name=f"pkg{size}-{i}", summary="v1") for i in range(size)]
+    session.add_all(packages)
+    session.commit()
+    for package in packages:
+        package.summary = "v2"
+    engine = session.get_bind()
+    assert isinstance(engine, sa.Engine)
+    with statements(engine) as seen:
         session.commit()
-        for package in packages:
-            package.summary = "v2"
-        with statements(schema_engine) as seen:
-            session.commit()
+    return seen
+
+
+def test_one_update_closes_every_previous_version_of_a_flush(schema_engine: sa.Engine) -> None:
+    # Loaded objects stay loaded: changing an expired one would load it, and autoflush.
+    with Session(schema_engine, expire_on_commit=False) as session:
+        seen = _update_in_one_flush(session, 40)
 
     on_versions = [s for s in seen if "package_version" in s]
     updates = [s for s in on_versions if s.startswith("UPDATE")]
@@ -60,6 +69,10 @@ def test_one_update_closes_every_previous_version_of_a_flush(schema_engine: sa.E
     assert len(updates) == 1, on_versions
     assert "end_transaction_id" in updates[0]
     assert selects == []
+    with schema_engine.connect() as conn:
+        closed = models.PackageVersion.__table__.c.end_transaction_id.is_not(None)
+        count = sa.select(sa.func.count()).select_from(models.PackageVersion).where(closed)
+        assert conn.scalar(count) == 40
     _assert_history(schema_engine)
 
 
@@ -67,7 +80,7 @@ def test_only_net_changes_of_versioned_records_open_a_transaction(
     schema_engine: sa.Engine,
 ) -> None:
     transaction_cls = versioning_manager.transaction_cls
-    with Session(schema_engine) as session:
+    with Session(schema_engine, expire_on_commit=False) as session:
         packages = [models.Package(name=f"pkg{i}", summary="v1") for i in range(30)]
         session.add_all(packages)
         session.commit()
@@ -269,10 +282,12 @@ _KEYED = sa.Table(
 def test_match_keys_selects_exactly_the_given_keys(
     engine: sa.Engine, names: tuple[str, ...], one_parameter: bool
 ) -> None:
+    """Keys bound in (match_keys), bound at execution (KeyMatch), and joined (SQLite)."""
     import datetime
+    import random
     import uuid
 
-    from vestige.unit_of_work import match_keys
+    from vestige.unit_of_work import KeyMatch, match_keys
 
     _KEY_TYPES.create_all(engine)
     rows = [
@@ -287,15 +302,39 @@ def test_match_keys_selects_exactly_the_given_keys(
     columns = [_KEYED.c[name] for name in names]
     every = [tuple(row[name] for name in names) for row in rows]
     keys = sorted(set(every))[1::2]  # every other distinct key
+    random.Random(4).shuffle(keys)  # in no particular order, as a flush gives them
     expected = sorted(key for key in every if key in set(keys))
     dialect = engine.dialect.name
+    match = KeyMatch(columns, dialect)
+    queries = [
+        (sa.select(*columns).where(match_keys(columns, keys, dialect)), {}),
+        (sa.select(*columns).where(match.clause), match.params(keys)),
+    ]
+    if match.keys_table is not None and match.on is not None:
+        joined = match.keys_table.join(_KEYED, match.on)
+        queries.append((sa.select(*columns).select_from(joined), match.params(keys)))
+    assert (match.keys_table is not None) is (dialect == "sqlite" and one_parameter)
     with engine.begin() as conn:
         conn.execute(_KEYED.insert(), rows)
-        with statements(engine) as seen:
-            found = conn.execute(sa.select(*columns).where(match_keys(columns, keys, dialect)))
-            assert sorted(tuple(row) for row in found) == expected
-    sent_as_one = any(marker in seen[0] for marker in ("json_each(", "any(", "unnest("))
-    assert sent_as_one is one_parameter, seen[0]
+        for query, params in queries:
+            with statements(engine) as seen:
+                found = conn.execute(query, params)
+                assert sorted(tuple(row) for row in found) == expected, seen[0]
+            sent_as_one = any(marker in seen[0] for marker in ("json_each(", "any(", "unnest("))
+            assert sent_as_one is one_parameter, seen[0]
+
+
+def test_flushes_of_any_size_reuse_the_same_statements(schema_engine: sa.Engine) -> None:
+    """The copy and the close take their keys as parameters: one SQL text, cached."""
+    texts = []
+    with Session(schema_engine, expire_on_commit=False) as session:
+        for size in (3, 40):
+            seen = _update_in_one_flush(session, size)
+            texts.append(sorted(s for s in seen if "package_version" in s))
+    small, large = texts
+    assert len(small) == 2, small  # one copy, one close
+    assert small == large
+    _assert_history(schema_engine)
 
 
 def test_closing_versions_looks_records_up_by_key(schema_engine: sa.Engine) -> None:
@@ -310,12 +349,12 @@ def test_closing_versions_looks_records_up_by_key(schema_engine: sa.Engine) -> N
     dialect = schema_engine.dialect.name
     target = CloseTarget(version_class(models.Package), "transaction_id", "end_transaction_id")
     target.keys.update({(5,), (1500,), (2999,)})
-    (statement,) = close_statements(target, 10**6, dialect)
+    ((statement, parameters),) = close_statements(target, 10**6, dialect)
     compiled = statement.compile(dialect=schema_engine.dialect)
     with schema_engine.connect() as conn:
         if dialect == "sqlite":
             # No ANALYZE, as in most SQLite databases: the planner has no statistics.
-            params = compiled.construct_params()
+            params = compiled.construct_params(parameters)
             sql, values = str(compiled), tuple(params[name] for name in compiled.positiontup or ())
             plan = " | ".join(
                 row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", values)
@@ -325,9 +364,10 @@ def test_closing_versions_looks_records_up_by_key(schema_engine: sa.Engine) -> N
         else:
             conn.exec_driver_sql("ANALYZE package_version")
             sql = f"EXPLAIN {compiled}"
-            plan = " | ".join(row[0] for row in conn.exec_driver_sql(sql, compiled.params))
+            params = compiled.construct_params(parameters)
+            plan = " | ".join(row[0] for row in conn.exec_driver_sql(sql, params))
             assert "Seq Scan on package_version" not in plan, plan
             assert "ix_package_version_end_transaction_id" not in plan, plan
         # And it closes exactly those three records' open versions.
-        closed = conn.execute(statement).rowcount
+        closed = conn.execute(statement, parameters).rowcount
         assert closed == 3
