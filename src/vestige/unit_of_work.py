@@ -286,13 +286,14 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             super().update_version_validity(parent, version_obj)
             return
         tx_name, end_tx_name = tx_column_name(version_obj), end_tx_column_name(version_obj)
+        templates: dict[type, CloseTarget] = self._manager_cache("_vestige_close_targets")
         for class_ in version_obj.__class__.__mro__:
             if class_ not in self.manager.parent_class_map:
                 continue
-            target = self._close_targets.get(class_.__table__)
-            if target is None:
-                target = CloseTarget(class_, tx_name, end_tx_name)
-                self._close_targets[target.table] = target
+            template = templates.get(class_)
+            if template is None:
+                template = templates[class_] = CloseTarget(class_, tx_name, end_tx_name)
+            target = self._close_target_for(template)
             target.keys.add(tuple(getattr(version_obj, key) for key in target.pk_attributes))
 
     def create_version_objects(self, session: orm.Session) -> None:
@@ -342,7 +343,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
                         rows.setdefault(plan.table, []).append(row)
             written.update(keys)
             if plan.close is not None:
-                close_keys = self._close_target_for(plan).keys
+                close_keys = self._close_target_for(plan.close).keys
                 if plan.close_by_record_key:
                     close_keys.update(keys)
                 else:
@@ -368,15 +369,16 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             self._refresh(connection, plan, row, key)
         self._close(connection)
 
-    def _plans(self) -> dict[type, RowPlan | None]:
-        plans: dict[type, RowPlan | None] | None = getattr(self.manager, "_vestige_plans", None)
-        if plans is None:
-            plans = {}
-            self.manager._vestige_plans = plans
-        return plans
+    def _manager_cache(self, name: str) -> dict[Any, Any]:
+        """A dict kept on the manager: what is computed once per class, for every flush."""
+        cache: dict[Any, Any] | None = getattr(self.manager, name, None)
+        if cache is None:
+            cache = {}
+            setattr(self.manager, name, cache)
+        return cache
 
     def _plan(self, cls: type) -> RowPlan | None:
-        plans = self._plans()
+        plans: dict[type, RowPlan | None] = self._manager_cache("_vestige_plans")
         if cls not in plans:
             object_hooks = any(
                 getattr(type(plugin), hook) is not getattr(Plugin, hook)
@@ -386,12 +388,11 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             plans[cls] = None if object_hooks else RowPlan.for_class(self.manager, cls)
         return plans[cls]
 
-    def _close_target_for(self, plan: RowPlan) -> CloseTarget:
-        assert plan.close is not None
-        target = self._close_targets.get(plan.table)
+    def _close_target_for(self, template: CloseTarget) -> CloseTarget:
+        """This flush's close of ``template``'s table; it shares the template's statements."""
+        target = self._close_targets.get(template.table)
         if target is None:
-            target = CloseTarget.like(plan.close)
-            self._close_targets[plan.table] = target
+            target = self._close_targets[template.table] = CloseTarget.like(template)
         return target
 
     def _refresh(
