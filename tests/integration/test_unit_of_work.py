@@ -45,7 +45,12 @@ def test_make_versioned_installs_the_set_based_unit_of_work(schema_engine: sa.En
 
 
 def _update_in_one_flush(session: Session, size: int) -> list[str]:
-    """Add ``size`` packages, then change them all in one flush: its statements."""
+    """Add ``size`` packages, then change them all in one flush: its statements.
+
+    ``session`` must not expire on commit: changing an expired object loads it, and the
+    load autoflushes the change before it, so the last flush would hold one package.
+    """
+    assert not session.expire_on_commit
     packages = [models.Package(name=f"pkg{size}-{i}", summary="v1") for i in range(size)]
     session.add_all(packages)
     session.commit()
@@ -59,7 +64,6 @@ def _update_in_one_flush(session: Session, size: int) -> list[str]:
 
 
 def test_one_update_closes_every_previous_version_of_a_flush(schema_engine: sa.Engine) -> None:
-    # Loaded objects stay loaded: changing an expired one would load it, and autoflush.
     with Session(schema_engine, expire_on_commit=False) as session:
         seen = _update_in_one_flush(session, 40)
 
