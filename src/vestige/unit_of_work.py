@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.base import NEVER_SET, NO_VALUE, PASSIVE_NO_INITIALIZE, PASSIVE_NO_RESULT
 from sqlalchemy_continuum import UnitOfWork
 from sqlalchemy_continuum._compat import get_primary_keys
-from sqlalchemy_continuum.operation import Operation
+from sqlalchemy_continuum.operation import Operation, Operations
 from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.utils import (
     end_tx_column_name,
@@ -207,15 +207,21 @@ class RowPlan:
         return row
 
     def copy_statements(
-        self, keys: Iterable[tuple[Any, ...]], operation_type: int, tx_id: int, dialect: str
+        self,
+        keys: Iterable[tuple[Any, ...]],
+        operation_type: int,
+        tx_id: int,
+        dialect: str,
+        encoded: list[tuple[list[Any], str]] | None = None,
     ) -> Iterator[tuple[sa.Insert, dict[str, Any]]]:
         """``INSERT INTO <version> SELECT ... FROM <table>`` for these records as they are.
 
-        Pairs of a statement, built once per dialect, and its parameters.
+        Pairs of a statement, built once per dialect, and its parameters (``encoded``:
+        see :meth:`KeyMatch.params`).
         """
         statement, match = self._copies.get(dialect) or self._copy_statement(dialect)
         for batch in key_batches(keys, match, dialect):
-            params = match.params(batch)
+            params = match.params(batch, encoded)
             params["vestige_tx"], params["vestige_operation"] = tx_id, operation_type
             yield statement, params
 
@@ -242,6 +248,87 @@ class RowPlan:
         return [c.key for c in self.table.primary_key if c.key != self.tx_column]
 
 
+# One flush's writes of one class and kind: the records' identities and their objects.
+_Batch = tuple[type, int, list[tuple[Any, ...]], list[Any]]
+
+
+class FlushOperations(Operations):  # type: ignore[misc]
+    """Continuum's ``uow.operations``, with each flush's writes recorded in batches.
+
+    Continuum keeps one :class:`~sqlalchemy_continuum.operation.Operation` object per
+    written record, keyed by class and identity. Flush tracking records a flush as
+    batches instead (one per class and kind: identities and objects, in lists) and
+    the unit of work writes their versions from those; the ``Operation`` objects are
+    made only when something reads :attr:`objects` (a plugin, Continuum's own unit of
+    work), the same ones Continuum would have: the last write of each record, in
+    order, ``processed`` once its version is written.
+    """
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[type, tuple[Any, ...]], Operation] = {}
+        self.pending: list[_Batch] = []  # recorded, versions not written yet
+        self._written: list[_Batch] = []  # versions written
+        self.identities: dict[type, set[tuple[Any, ...]]] = {}  # every record, by class
+
+    @property
+    def objects(self) -> dict[tuple[type, tuple[Any, ...]], Operation]:
+        if self._written or self.pending:
+            self.materialize()
+        return self._objects
+
+    @objects.setter
+    def objects(self, value: dict[tuple[type, tuple[Any, ...]], Operation]) -> None:
+        self.materialize()
+        self._objects = value
+
+    def materialize(self) -> None:
+        """Turn the batches into ``Operation`` objects in :attr:`objects`."""
+        batches = [(batch, True) for batch in self._written] + [(b, False) for b in self.pending]
+        self._written, self.pending = [], []
+        for (cls, kind, identities, targets), processed in batches:
+            for identity, target in zip(identities, targets, strict=True):
+                operation = Operation(target, kind)
+                operation.processed = processed
+                self._objects[cls, identity] = operation
+
+    def take_pending(self) -> list[_Batch]:
+        """The batches recorded since the last call, to write the versions of."""
+        pending, self.pending = self.pending, []
+        return pending
+
+    def written(self, batch: _Batch) -> None:
+        """Count a batch taken from :meth:`take_pending` as processed."""
+        self._written.append(batch)
+
+    def unwritten(self) -> Iterator[tuple[type, tuple[Any, ...], Operation]]:
+        """``Operation`` objects not processed yet (not the batches'): class, identity, it."""
+        for (cls, identity), operation in self._objects.items():
+            if not operation.processed:
+                yield cls, identity, operation
+
+    def operations_of(self, batch: _Batch) -> list[Operation]:
+        """``Operation`` objects for a batch taken from :meth:`take_pending`."""
+        cls, kind, identities, targets = batch
+        made = []
+        for identity, target in zip(identities, targets, strict=True):
+            operation = self._objects[cls, identity] = Operation(target, kind)
+            made.append(operation)
+        return made
+
+    def __bool__(self) -> bool:
+        return bool(self._objects or self.pending or self._written)
+
+    def __copy__(self) -> Operations:
+        copied = Operations()
+        copied.objects = self.objects  # Continuum's copies share the dict too
+        return copied
+
+    @property
+    def entities(self) -> set[type]:
+        batches = chain(self._written, self.pending)
+        return {cls for cls, _ in self._objects} | {batch[0] for batch in batches}
+
+
 class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
     """Continuum's unit of work, writing versions as rows and closing them set-based.
 
@@ -257,6 +344,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
 
     def reset(self, session: orm.Session | None = None) -> None:
         super().reset(session)
+        self.operations = FlushOperations()
         self._close_targets: dict[sa.Table, CloseTarget] = {}
         self._written: dict[sa.Table, set[tuple[Any, ...]]] = {}
 
@@ -304,27 +392,22 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         if self._dialect_name() not in SET_BASED_DIALECTS:
             super().create_version_objects(session)
             return
-        # The operations not written yet, by class and kind (order kept within each).
-        groups: dict[tuple[type, int], list[tuple[tuple[Any, ...], Operation]]] = {}
-        for (cls, identity), operation in self.operations.objects.items():
-            if not operation.processed:
-                groups.setdefault((cls, operation.type), []).append((identity, operation))
-        if groups and not self.current_transaction:
+        batches = self._batches()
+        if batches and not self.current_transaction:
             raise Exception("Current transaction not available.")
         rows: dict[sa.Table, list[dict[str, Any]]] = {}
         copies: dict[tuple[RowPlan, int], list[tuple[Any, ...]]] = {}
         refreshed: list[tuple[RowPlan, dict[str, Any], tuple[Any, ...]]] = []
-        for (cls, operation_type), items in groups.items():
+        for batch in batches:
+            cls, operation_type, identities, targets = batch
             plan = self._plan(cls)
             if plan is None:
-                for _, operation in items:
+                for operation in self.operations.operations_of(batch):
                     self.process_operation(operation)
                 continue
-            # Operations are keyed by (class, primary key): mostly the version table's key.
-            if plan.key_is_identity:
-                keys = [identity for identity, _ in items]
-            else:
-                keys = [plan.key_of(operation.target) for _, operation in items]
+            self.operations.written(batch)
+            # Records are identified by primary key: mostly the version table's key.
+            keys = identities if plan.key_is_identity else list(map(plan.key_of, targets))
             written = self._written.setdefault(plan.table, set())
             # A record written earlier in this transaction keeps its one version, refreshed.
             again = written.intersection(keys)
@@ -334,12 +417,12 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
                 copies.setdefault((plan, operation_type), []).extend(fresh)
             if again or not copied:
                 tx_id = self.current_transaction.id
-                for (_, operation), key in zip(items, keys, strict=True):
+                for target, key in zip(targets, keys, strict=True):
                     if key in again:
-                        row = plan.row(operation.target, operation_type, tx_id)
+                        row = plan.row(target, operation_type, tx_id)
                         refreshed.append((plan, row, key))
                     elif not copied:
-                        row = plan.row(operation.target, operation_type, tx_id)
+                        row = plan.row(target, operation_type, tx_id)
                         rows.setdefault(plan.table, []).append(row)
             written.update(keys)
             if plan.close is not None:
@@ -348,26 +431,48 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
                     close_keys.update(keys)
                 else:
                     pk = plan.close.pk_attributes
-                    close_keys.update(tuple(getattr(op.target, a) for a in pk) for _, op in items)
-            for _, operation in items:
-                operation.processed = True
+                    close_keys.update(tuple(getattr(t, a) for a in pk) for t in targets)
         self.version_session.flush()
         connection = self.version_session.connection()
         dialect = connection.dialect.name
+        encoded: list[tuple[list[Any], str]] = []
         for (plan, operation_type), keys in copies.items():
             tx_id = self.current_transaction.id
-            for statement, params in plan.copy_statements(keys, operation_type, tx_id, dialect):
+            for statement, params in plan.copy_statements(
+                keys, operation_type, tx_id, dialect, encoded
+            ):
                 connection.execute(statement, params)
-        for table, batch in rows.items():
+        for table, table_rows in rows.items():
             # Single-table inheritance: subclasses version different columns of one table.
             by_columns: dict[frozenset[str], list[dict[str, Any]]] = {}
-            for row in batch:
+            for row in table_rows:
                 by_columns.setdefault(frozenset(row), []).append(row)
             for same in by_columns.values():
                 connection.execute(table.insert(), same)
         for plan, row, key in refreshed:
             self._refresh(connection, plan, row, key)
-        self._close(connection)
+        self._close(connection, encoded)
+
+    def _batches(self) -> list[_Batch]:
+        """The writes whose versions are not written yet, by class and kind.
+
+        Mostly the batches flush tracking recorded; ``Operation`` objects not processed
+        yet (made when something read ``operations.objects``, or added by a plugin)
+        are grouped into batches too, unless a newer batch has their record.
+        """
+        operations = self.operations
+        batches = operations.take_pending()
+        groups: dict[tuple[type, int], tuple[list[tuple[Any, ...]], list[Any]]] = {}
+        newer: set[tuple[type, tuple[Any, ...]]] | None = None
+        for cls, identity, operation in operations.unwritten():
+            if newer is None:
+                newer = {(c, identity) for c, _, ids, _ in batches for identity in ids}
+            operation.processed = True
+            if (cls, identity) not in newer:
+                identities, targets = groups.setdefault((cls, operation.type), ([], []))
+                identities.append(identity)
+                targets.append(operation.target)
+        return [(cls, kind, *group) for (cls, kind), group in groups.items()] + batches
 
     def _manager_cache(self, name: str) -> dict[Any, Any]:
         """A dict kept on the manager: what is computed once per class, for every flush."""
@@ -410,13 +515,16 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         if connection.execute(table.update().where(*where).values(row)).rowcount == 0:
             connection.execute(table.insert(), [row])
 
-    def _close(self, connection: sa.Connection) -> None:
+    def _close(
+        self, connection: sa.Connection, encoded: list[tuple[list[Any], str]] | None = None
+    ) -> None:
         if not self._close_targets:
             return
         tx_id = self.current_transaction.id
+        dialect = connection.dialect.name
         targets, self._close_targets = self._close_targets, {}
         for target in sorted(targets.values(), key=lambda t: t.table.fullname):
-            for statement, params in close_statements(target, tx_id, connection.dialect.name):
+            for statement, params in close_statements(target, tx_id, dialect, encoded):
                 connection.execute(statement, params)
 
     def _dialect_name(self) -> str:
@@ -425,20 +533,24 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
 
 
 def close_statements(
-    target: CloseTarget, tx_id: int, dialect: str
+    target: CloseTarget,
+    tx_id: int,
+    dialect: str,
+    encoded: list[tuple[list[Any], str]] | None = None,
 ) -> Iterator[tuple[sa.Update, dict[str, Any]]]:
     """The UPDATEs closing the open versions of ``target.keys`` written before ``tx_id``.
 
-    Pairs of a statement, built once per target and dialect, and its parameters.
-    "Before" means committed before, not a smaller id: Continuum numbers a transaction
-    at its first flush, so a concurrent writer with a larger id can commit a version of
-    the same record first. This transaction holds the record's row lock when it gets
-    here, so every other open version is closed by it and the record keeps exactly one
-    open version (H1); stock closes only the largest smaller id and leaves two open.
+    Pairs of a statement, built once per target and dialect, and its parameters
+    (``encoded``: see :meth:`KeyMatch.params`). "Before" means committed before, not a
+    smaller id: Continuum numbers a transaction at its first flush, so a concurrent
+    writer with a larger id can commit a version of the same record first. This
+    transaction holds the record's row lock when it gets here, so every other open
+    version is closed by it and the record keeps exactly one open version (H1); stock
+    closes only the largest smaller id and leaves two open.
     """
     statement, match = target.statement(dialect)
     for batch in key_batches(target.keys, match, dialect):
-        params = match.params(batch)
+        params = match.params(batch, encoded)
         params["vestige_tx"] = tx_id
         yield statement, params
 
@@ -557,8 +669,14 @@ class KeyMatch:
             self.keys_table = each
             self.on = sa.and_(*(c == v for c, v in zip(columns, picked, strict=True)))
 
-    def params(self, keys: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
-        """The execution parameters that bind ``keys`` to :attr:`clause`."""
+    def params(
+        self, keys: Sequence[tuple[Any, ...]], encoded: list[tuple[list[Any], str]] | None = None
+    ) -> dict[str, Any]:
+        """The execution parameters that bind ``keys`` to :attr:`clause`.
+
+        ``encoded`` keeps the JSON texts made so far (SQLite): a flush copies and closes
+        the same keys, and encodes them once.
+        """
         if not self.one_parameter:
             if len(self.columns) == 1:
                 return {self.name: [key[0] for key in keys]}
@@ -578,7 +696,13 @@ class KeyMatch:
         values: list[Any] = [key[0] for key in keys] if len(self.columns) == 1 else list(keys)
         with contextlib.suppress(TypeError):  # a NULL among values: any order will do
             values.sort()
-        return {self.name: json.dumps(values)}
+        if encoded is None:
+            return {self.name: json.dumps(values)}
+        text = next((text for seen, text in encoded if seen == values), None)
+        if text is None:
+            text = json.dumps(values)
+            encoded.append((values, text))
+        return {self.name: text}
 
 
 def match_keys(
@@ -748,6 +872,23 @@ _UNSEEN: Any = object()
 _instance_dict = orm.attributes.instance_dict
 
 
+class _Recording:
+    """One versioned class's writes in the flush being recorded."""
+
+    __slots__ = ("changed", "identities", "key", "seen", "targets")
+
+    def __init__(self, tracked: _TrackedClass, seen: set[tuple[Any, ...]]) -> None:
+        self.changed, self.key, self.seen = tracked.changed, tracked.key, seen
+        # By kind (Operation.INSERT, UPDATE, DELETE): identities, and objects.
+        self.identities: list[list[tuple[Any, ...]]] = [[], [], []]
+        self.targets: list[list[Any]] = [[], [], []]
+
+    def add(self, kind: int, identity: tuple[Any, ...], target: Any) -> None:
+        self.identities[kind].append(identity)
+        self.targets[kind].append(target)
+        self.seen.add(identity)
+
+
 class _FlushRecorder:
     """Records a flush's inserts, updates and deletes as Continuum's listeners would."""
 
@@ -755,10 +896,22 @@ class _FlushRecorder:
         self._classes: weakref.WeakKeyDictionary[type, _TrackedClass] = weakref.WeakKeyDictionary()
 
     def record(self, uow: Any, session: orm.Session, flush_context: Any) -> None:
-        """Add this flush's operations to ``uow.operations``; call in ``after_flush``."""
-        operations = uow.operations.objects
-        known: dict[type, _TrackedClass | None] = {}  # per flush: versioning can be toggled
-        deleted: list[tuple[Any, _TrackedClass]] = []
+        """Add this flush's writes to ``uow.operations`` as batches; call in ``after_flush``.
+
+        One batch per class and kind, saves before deletes, as Continuum's listeners
+        order them; as ``Operation`` objects when ``uow.operations`` is not a
+        :class:`FlushOperations` (another unit of work class).
+        """
+        operations = uow.operations
+        batched = isinstance(operations, FlushOperations)
+        if batched and operations.pending:
+            # An earlier flush's writes with no versions yet (it had no transaction)
+            # become Operation objects, older than this flush's batches.
+            operations.materialize()
+        objects = operations._objects if batched else operations.objects
+        identities = operations.identities if batched else {}
+        known: dict[type, _Recording | None] = {}  # per flush: versioning can be toggled
+        deleted: list[tuple[Any, _Recording]] = []
         # A new object taking the key of one deleted in the same flush is written as an
         # UPDATE of that row ("row switch"; the deleted one's delete is called off).
         switched = (
@@ -776,7 +929,11 @@ class _FlushRecorder:
             cls = state.class_
             found = known.get(cls, _UNSEEN)
             if found is _UNSEEN:
-                found = known[cls] = self._tracked(cls) if is_versioned(cls) else None
+                found = known[cls] = (
+                    _Recording(self._tracked(cls), identities.setdefault(cls, set()))
+                    if is_versioned(cls)
+                    else None
+                )
             if found is None:
                 continue
             target = state.obj()
@@ -790,16 +947,27 @@ class _FlushRecorder:
             if state.key is None and not (
                 switched and state.mapper.identity_key_from_instance(target) in switched
             ):
-                key = (cls, found.key(target, values))
+                identity = found.key(target, values)
                 # As Operations.add_insert: deleted, then inserted again, is an update.
-                kind = Operation.UPDATE if key in operations else Operation.INSERT
-                operations[key] = Operation(target, kind)
+                again = identity in found.seen or (objects and (cls, identity) in objects)
+                found.add(Operation.UPDATE if again else Operation.INSERT, identity, target)
             elif found.changed(state, values):
-                key = (cls, found.key(target, values))
-                operations[key] = Operation(target, Operation.UPDATE)
+                found.add(Operation.UPDATE, found.key(target, values), target)
         for target, found in deleted:
-            key = (type(target), found.key(target, _instance_dict(target)))
-            operations[key] = Operation(target, Operation.DELETE)
+            found.add(Operation.DELETE, found.key(target, _instance_dict(target)), target)
+        for kinds in ((Operation.INSERT, Operation.UPDATE), (Operation.DELETE,)):
+            for cls, found in known.items():
+                if found is None:
+                    continue
+                for kind in kinds:
+                    if not found.identities[kind]:
+                        continue
+                    batch = (cls, kind, found.identities[kind], found.targets[kind])
+                    if batched:
+                        operations.pending.append(batch)
+                    else:
+                        for identity, target in zip(*batch[2:], strict=True):
+                            objects[cls, identity] = Operation(target, kind)
 
     def _tracked(self, cls: type) -> _TrackedClass:
         found = self._classes.get(cls)
