@@ -9,6 +9,8 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 import sqlalchemy_continuum
+import sqlalchemy_continuum.operation
+import sqlalchemy_continuum.plugins.base
 from sqlalchemy.orm import Session
 
 import models
@@ -139,11 +141,15 @@ def test_record_flushed_twice_in_one_transaction_is_closed_once(schema_engine: s
         # One flush: SQLAlchemy writes an UPDATE of the row ("row switch"), and so does
         # Continuum record it.
         (False, [(0, "MIT"), (1, "MIT License")]),
+        # Two flushes of one transaction: as Continuum's Operations.add_insert, the
+        # insert of a key deleted earlier in the transaction is an update, and the
+        # record keeps one version for the transaction.
+        (None, [(0, "MIT"), (1, "MIT License")]),
     ],
-    ids=["separate-transactions", "same-flush"],
+    ids=["separate-transactions", "same-flush", "separate-flushes"],
 )
 def test_delete_then_reinsert_of_the_same_key_continues_the_chain(
-    schema_engine: sa.Engine, commit_between: bool, expected: list[tuple[int, str]]
+    schema_engine: sa.Engine, commit_between: bool | None, expected: list[tuple[int, str]]
 ) -> None:
     with Session(schema_engine) as session:
         session.add(models.License(id=7, spdx_id="MIT", name="MIT"))
@@ -151,6 +157,8 @@ def test_delete_then_reinsert_of_the_same_key_continues_the_chain(
         session.delete(session.get(models.License, 7))
         if commit_between:
             session.commit()
+        elif commit_between is None:
+            session.flush()
         session.add(models.License(id=7, spdx_id="MIT", name="MIT License"))
         session.commit()
         version = models.LicenseVersion
@@ -166,6 +174,72 @@ def test_delete_then_reinsert_of_the_same_key_continues_the_chain(
     assert [(row.operation_type, row.name) for row in rows] == expected
     ends = [row.end_transaction_id for row in rows]
     assert ends == [row.transaction_id for row in rows[1:]] + [None]
+    _assert_history(schema_engine)
+
+
+class _ReadsOperations(sqlalchemy_continuum.plugins.base.Plugin):  # type: ignore[misc]
+    """A plugin that reads ``uow.operations`` before the versions of each flush are written."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[tuple[type, object], tuple[int, bool]]] = []
+
+    def before_create_version_objects(self, uow: object, session: Session) -> None:
+        objects = uow.operations.objects  # type: ignore[attr-defined]
+        self.seen.append({key: (op.type, op.processed) for key, op in objects.items()})
+
+
+def _operations(session: Session) -> dict[tuple[type, object], tuple[int, bool]]:
+    objects = versioning_manager.unit_of_work(session).operations.objects
+    return {key: (op.type, op.processed) for key, op in objects.items()}
+
+
+@pytest.mark.parametrize("plugin_reads", [False, True], ids=["unread", "read-by-plugin"])
+def test_operations_are_continuums_whenever_they_are_read(
+    schema_engine: sa.Engine, plugin_reads: bool
+) -> None:
+    """``uow.operations`` holds the Operation objects stock would, read before or after
+    the versions are written; the versions are the same either way."""
+    insert, update, delete = (
+        sqlalchemy_continuum.operation.Operation.INSERT,
+        sqlalchemy_continuum.operation.Operation.UPDATE,
+        sqlalchemy_continuum.operation.Operation.DELETE,
+    )
+    plugin = _ReadsOperations()
+    if plugin_reads:
+        versioning_manager.plugins.plugins.append(plugin)
+    try:
+        with Session(schema_engine) as session:
+            one, two = (
+                models.License(spdx_id="MIT", name="MIT"),
+                models.License(spdx_id="BSD", name="BSD"),
+            )
+            session.add_all([one, two])
+            session.flush()
+            uow = versioning_manager.unit_of_work(session)
+            assert bool(uow.operations) and uow.operations.entities == {models.License}
+            keys = [(models.License, (one.id,)), (models.License, (two.id,))]
+            assert _operations(session) == {keys[0]: (insert, True), keys[1]: (insert, True)}
+            one.name = "MIT License"
+            session.delete(two)
+            session.flush()
+            assert _operations(session) == {keys[0]: (update, True), keys[1]: (delete, True)}
+            session.commit()
+            rows = session.execute(
+                sa.select(models.LicenseVersion.spdx_id, models.LicenseVersion.name).order_by(
+                    models.LicenseVersion.spdx_id
+                )
+            ).all()
+    finally:
+        if plugin_reads:
+            versioning_manager.plugins.plugins.remove(plugin)
+
+    # One version per record and transaction: the last write of each.
+    assert [tuple(row) for row in rows] == [("BSD", "BSD"), ("MIT", "MIT License")]
+    if plugin_reads:  # read before each flush's versions: not processed yet
+        assert plugin.seen == [
+            {keys[0]: (insert, False), keys[1]: (insert, False)},
+            {keys[0]: (update, False), keys[1]: (delete, False)},
+        ]
     _assert_history(schema_engine)
 
 
