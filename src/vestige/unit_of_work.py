@@ -252,6 +252,19 @@ class RowPlan:
 _Batch = tuple[type, int, list[tuple[Any, ...]], list[Any]]
 
 
+def _operations_into(
+    objects: dict[tuple[type, tuple[Any, ...]], Operation], batch: _Batch, processed: bool
+) -> list[Operation]:
+    """Continuum's ``Operation`` objects for a batch, stored in ``objects`` too."""
+    cls, kind, identities, targets = batch
+    made = []
+    for identity, target in zip(identities, targets, strict=True):
+        operation = objects[cls, identity] = Operation(target, kind)
+        operation.processed = processed
+        made.append(operation)
+    return made
+
+
 class FlushOperations(Operations):  # type: ignore[misc]
     """Continuum's ``uow.operations``, with each flush's writes recorded in batches.
 
@@ -285,11 +298,8 @@ class FlushOperations(Operations):  # type: ignore[misc]
         """Turn the batches into ``Operation`` objects in :attr:`objects`."""
         batches = [(batch, True) for batch in self._written] + [(b, False) for b in self.pending]
         self._written, self.pending = [], []
-        for (cls, kind, identities, targets), processed in batches:
-            for identity, target in zip(identities, targets, strict=True):
-                operation = Operation(target, kind)
-                operation.processed = processed
-                self._objects[cls, identity] = operation
+        for batch, processed in batches:
+            _operations_into(self._objects, batch, processed)
 
     def take_pending(self) -> list[_Batch]:
         """The batches recorded since the last call, to write the versions of."""
@@ -308,12 +318,7 @@ class FlushOperations(Operations):  # type: ignore[misc]
 
     def operations_of(self, batch: _Batch) -> list[Operation]:
         """``Operation`` objects for a batch taken from :meth:`take_pending`."""
-        cls, kind, identities, targets = batch
-        made = []
-        for identity, target in zip(identities, targets, strict=True):
-            operation = self._objects[cls, identity] = Operation(target, kind)
-            made.append(operation)
-        return made
+        return _operations_into(self._objects, batch, processed=False)
 
     def __bool__(self) -> bool:
         return bool(self._objects or self.pending or self._written)
@@ -466,7 +471,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         newer: set[tuple[type, tuple[Any, ...]]] | None = None
         for cls, identity, operation in operations.unwritten():
             if newer is None:
-                newer = {(c, identity) for c, _, ids, _ in batches for identity in ids}
+                newer = {(c, i) for c, _, ids, _ in batches for i in ids}
             operation.processed = True
             if (cls, identity) not in newer:
                 identities, targets = groups.setdefault((cls, operation.type), ([], []))
@@ -966,8 +971,7 @@ class _FlushRecorder:
                     if batched:
                         operations.pending.append(batch)
                     else:
-                        for identity, target in zip(*batch[2:], strict=True):
-                            objects[cls, identity] = Operation(target, kind)
+                        _operations_into(objects, batch, processed=False)
 
     def _tracked(self, cls: type) -> _TrackedClass:
         found = self._classes.get(cls)
