@@ -1,9 +1,10 @@
 """The ``vestige`` command line: thin commands over the library.
 
 Each command parses its options, calls one library function and prints what it
-returns. Errors raised on purpose (:class:`~vestige.errors.VestigeError`) become one
-line on stderr and the error's exit code; a database that cannot be reached becomes
-exit code 1 with the URL shown without its password (see :mod:`vestige.cli_support`).
+returns. Errors raised on purpose (:class:`~vestige.errors.VestigeError`), usage errors,
+database errors and interruptions become one line on stderr (and one JSON object on
+stdout under ``--json``) and an exit code of :class:`~vestige.errors.ExitCode`; the
+database URL is shown without its password (see :mod:`vestige.cli_support`).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from vestige.cli_history import history_command, restore_command
 from vestige.cli_prune import prune
 from vestige.cli_support import ErrorTranslatingGroup, Project
 from vestige.config import load_settings
-from vestige.errors import VestigeError
 
 __all__ = ["app"]
 
 
-@click.group(cls=ErrorTranslatingGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "vestige", cls=ErrorTranslatingGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="vestige")
 @click.pass_context
 def app(ctx: click.Context) -> None:
@@ -35,12 +37,7 @@ def app(ctx: click.Context) -> None:
         vestige history Package 1
         DATABASE_URL=postgresql+psycopg2://postgres@localhost/app vestige check
     """
-    try:
-        settings = load_settings()
-    except VestigeError as exc:
-        click.echo(f"error: {exc}", err=True)
-        ctx.exit(exc.exit_code)
-    ctx.obj = Project(settings)
+    ctx.obj = Project(load_settings())
 
 
 app.add_command(history_command)

@@ -9,13 +9,14 @@ import click
 from vestige.check import check as run_check
 from vestige.check import models_metadata, project_alembic_config
 from vestige.cli_support import Project, models_option
+from vestige.errors import exit_codes_help
 
 OK_LINE = "ok: at head {heads}; {version_tables} version tables checked{native}"
 LINT_SKIPPED = "lint: skipped, its rules are PostgreSQL's and this database is {dialect}"
 LINT_NOTHING = "lint: no pending revision takes a long lock"
 
 
-@click.command("check")
+@click.command("check", epilog=exit_codes_help("check"))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
     "--lint",
@@ -27,8 +28,7 @@ LINT_NOTHING = "lint: no pending revision takes a long lock"
 def check(project: Project, as_json: bool, lint: bool, models_module: str | None) -> None:
     """Check that the database is at head and versioning matches the models.
 
-    One line per finding (table: problem; fix: what to run); exit code 1 when
-    anything is found, 2 on bad input.
+    One line per finding (table: problem; fix: what to run).
 
     \b
     Example:

@@ -11,11 +11,12 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import click
+import sqlalchemy as sa
 from rich import box
 from rich.console import Console, RenderableType
 from rich.table import Table
@@ -23,7 +24,7 @@ from rich.text import Text
 from sqlalchemy import orm
 
 from vestige.cli_support import Project, models_option, pass_project
-from vestige.errors import ConfigError, RecordNotFound
+from vestige.errors import ConfigError, RecordNotFound, exit_codes_help
 from vestige.history import (
     NO_HISTORY,
     Change,
@@ -42,14 +43,18 @@ from vestige.versioning import actor, versioning_manager
 
 __all__ = ["history_command", "parse_key", "parse_user", "parse_when", "restore_command"]
 
+INT64_MAX = 2**63 - 1
 TABLE_WIDTH = 120
 """Width of tables written to a pipe or a file (a terminal uses its own width)."""
 
 BAD_KEY = "bad key {text!r} for {model}: expected {expected}"
+INT_RANGE = "{name} (int) from {low} to {high}"
 BAD_WHEN = (
     "bad moment {text!r}: give a transaction id (e.g. 42) or an ISO 8601 time in UTC "
     "(e.g. 2026-01-31T12:00:00)"
 )
+BAD_TX = "bad transaction id {text!r}: transaction ids go from 1 to {limit}"
+OUT_OF_RANGE_WHEN = "bad moment {text!r}: out of range once converted to UTC"
 BAD_LIMIT_WITH = "--limit applies to the version list only, not to --as-of or --diff"
 BAD_USER = "bad user id {text!r}: give the id of a user (transaction.user_id)"
 NO_USER_COLUMN = "--user needs a user class: transactions here record no user_id"
@@ -65,7 +70,7 @@ WITH_RELATIONS = "  with relations: {names} (as they were at transaction {tx})"
 CONFIRM = "Restore?"
 
 
-@click.command("history")
+@click.command("history", epilog=exit_codes_help("history"))
 @click.argument("model_name", metavar="MODEL")
 @click.argument("key_text", metavar="PK")
 @click.option(
@@ -120,13 +125,16 @@ def _history(
             heading = _as_of_heading(version)
             _emit(as_json, _version_json(version), heading, _values_table(version))
         elif diff_between:
-            older, newer = (at(session, model, key, parse_when(text)) for text in diff_between)
+            moments = [parse_when(text) for text in diff_between]
+            older, newer = (at(session, model, key, moment) for moment in moments)
             found = diff(older, newer)
             heading = _diff_heading(older, newer)
             table = _diff_table(older, newer, found)
             _emit(as_json, _diff_json(older, newer, found), heading, table)
         else:
-            versions = history(session, model, key, limit=limit)
+            # a limit beyond any table's size means "all", and must not overflow SQL
+            newest = None if limit is None else min(limit, INT64_MAX - 1)
+            versions = history(session, model, key, limit=newest)
             if not versions:
                 raise RecordNotFound(NO_HISTORY.format(record=record_label(model, key)))
             payload = {
@@ -138,7 +146,7 @@ def _history(
             _emit(as_json, payload, heading, _history_table(versions))
 
 
-@click.command("restore")
+@click.command("restore", epilog=exit_codes_help("restore"))
 @click.argument("model_name", metavar="MODEL")
 @click.argument("key_text", metavar="PK")
 @click.option(
@@ -222,9 +230,15 @@ def parse_key(model: type[Any], text: str) -> tuple[Any, ...]:
     if len(parts) != len(columns):
         raise bad
     values = []
-    for part, (_, column) in zip(parts, columns, strict=True):
+    for part, (name, column) in zip(parts, columns, strict=True):
         try:
-            values.append(_python_type(column)(part))
+            values.append(_convert(column, part))
+        except OverflowError:
+            low, high = _int_range(column) or (0, 0)
+            in_range = INT_RANGE.format(name=name, low=low, high=high)
+            raise ConfigError(
+                BAD_KEY.format(text=text, model=model.__name__, expected=in_range)
+            ) from None
         except (TypeError, ValueError):
             raise bad from None
     return tuple(values)
@@ -240,8 +254,8 @@ def parse_user(text: str) -> Any:
     if column is None:
         raise ConfigError(NO_USER_COLUMN)
     try:
-        return _python_type(column)(text.strip())
-    except (TypeError, ValueError):
+        return _convert(column, text.strip())
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(BAD_USER.format(text=text)) from None
 
 
@@ -253,11 +267,19 @@ def parse_when(text: str) -> datetime | int:
     """
     stripped = text.strip()
     if stripped.isdigit():
-        return int(stripped)
+        tx = int(stripped)
+        if not 1 <= tx <= INT64_MAX:
+            raise ConfigError(BAD_TX.format(text=text, limit=INT64_MAX))
+        return tx
     try:
-        return datetime.fromisoformat(stripped)
+        when = datetime.fromisoformat(stripped)
     except ValueError:
         raise ConfigError(BAD_WHEN.format(text=text)) from None
+    try:
+        when.astimezone(UTC)  # what history.at does with an aware time
+    except OverflowError:
+        raise ConfigError(OUT_OF_RANGE_WHEN.format(text=text)) from None
+    return when
 
 
 def show(value: Any) -> str:
@@ -267,6 +289,31 @@ def show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     return str(value)
+
+
+def _int_range(column: Any) -> tuple[int, int] | None:
+    """The values an integer column's type holds on every database, else ``None``."""
+    kind = column.type
+    if not isinstance(kind, sa.Integer):
+        return None
+    bits = (
+        64 if isinstance(kind, sa.BigInteger) else 16 if isinstance(kind, sa.SmallInteger) else 32
+    )
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def _convert(column: Any, text: str) -> Any:
+    """``text`` as the column's Python type.
+
+    Raises:
+        ValueError: ``text`` is not of that type.
+        OverflowError: An integer beyond what the column's type holds.
+    """
+    value = _python_type(column)(text)
+    bounds = _int_range(column)
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise OverflowError(text)
+    return value
 
 
 def _python_type(column: Any) -> type[Any]:

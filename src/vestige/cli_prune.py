@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import click
 import sqlalchemy as sa
@@ -12,10 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from vestige.cli_support import Project, models_option
-from vestige.errors import ConfigError, DatabaseError, first_line
+from vestige.cli_support import Project, database_error, models_option
+from vestige.errors import ConfigError, DatabaseError, Declined, Interrupted, exit_codes_help
 from vestige.policy import load_policy
-from vestige.retention import DEFAULT_BATCH_SIZE, PruneReport
+from vestige.retention import DEFAULT_BATCH_SIZE, TRANSACTION_PHASE, PruneReport
 from vestige.retention import Progress as PruneProgress
 from vestige.retention import prune as prune_history
 
@@ -26,8 +33,9 @@ NEEDS_YES = (
     "(or --dry-run to see what would go)"
 )
 CONFIRM = "Delete the history the policy allows from {url}?"
-DECLINED = "nothing was deleted"
-BAD_BATCH_SIZE = "--batch-size must be a whole number >= 1, not {value!r}"
+DECLINED = "declined at the prompt; nothing was deleted"
+MAX_BATCH_SIZE = 1_000_000_000
+BAD_BATCH_SIZE = "--batch-size must be a whole number from 1 to {limit:,}, not {value!r}"
 DRY_RUN_SUMMARY = (
     "Dry run: would delete {versions:,} version rows and {transactions:,} transactions "
     "({seconds:.2f} s); nothing was deleted."
@@ -36,7 +44,17 @@ RUN_SUMMARY = (
     "Deleted {versions:,} version rows and {transactions:,} transactions in {seconds:.2f} s."
 )
 REPORT_WIDTH = 120
-DATABASE_FAILED = "database error at {url}: {reason}; nothing past the last committed batch changed"
+DATABASE_FAILED = "; nothing past the last committed batch changed"
+CANNOT_WRITE = (
+    "cannot write {path}: {reason}; the pruner writes its lock file beside the database, "
+    "so its directory must exist and be writable"
+)
+INTERRUPTED = "interrupted after {batches}; run it again to finish"
+STOPPING = "stopping after the current batch (press Ctrl-C again to stop at once)"
+#: Test-only: pause after the first committed batch, say so on stderr and wait for a
+#: line on stdin (so that a test can signal a pruner at a known point).
+PAUSE_AFTER_FIRST_BATCH = "VESTIGE_PRUNE_PAUSE_AFTER_FIRST_BATCH"
+PAUSED = "paused after the first committed batch"
 
 
 def stdin_is_terminal() -> bool:
@@ -49,7 +67,7 @@ def stderr_is_terminal() -> bool:
     return sys.stderr is not None and sys.stderr.isatty()
 
 
-@click.command("prune")
+@click.command("prune", epilog=exit_codes_help("prune"))
 @click.option(
     "--policy",
     "policy_file",
@@ -82,7 +100,7 @@ def prune(
 ) -> None:
     """Delete the history the retention policy no longer keeps, in committed batches.
 
-    Exit codes: 0 done, 1 database error, 2 bad input, 3 another pruner is running.
+    Ctrl-C or SIGTERM stops it after the batch under way (the report says what was done).
 
     \b
     Examples:
@@ -98,16 +116,35 @@ def prune(
         if not stdin_is_terminal():
             raise ConfigError(NEEDS_YES)
         if not click.confirm(CONFIRM.format(url=url), err=True):
-            click.echo(DECLINED, err=True)
-            raise SystemExit(1)
+            raise Declined(DECLINED)
     console = Console(stderr=True)
+    tally = _Tally(dry_run)
     try:
-        with project.engine() as engine, _ProgressBar(console, stderr_is_terminal()) as bar:
+        with (
+            project.engine() as engine,
+            _ProgressBar(console, stderr_is_terminal()) as bar,
+            _stop_on_signal() as stop,
+        ):
+
+            def on_progress(event: PruneProgress) -> None:
+                bar.update(event)
+                committed = tally.update(event)
+                if committed and tally.batches == 1 and os.environ.get(PAUSE_AFTER_FIRST_BATCH):
+                    _pause()
+                if stop.requested:
+                    raise tally.interrupted()
+
             report = prune_history(
-                engine, policy, dry_run=dry_run, batch_size=size, on_progress=bar.update
+                engine, policy, dry_run=dry_run, batch_size=size, on_progress=on_progress
             )
+    except KeyboardInterrupt:
+        raise tally.interrupted() from None
     except sa.exc.DBAPIError as exc:
-        raise DatabaseError(DATABASE_FAILED.format(url=url, reason=first_line(exc))) from None
+        raise database_error(exc, url, DATABASE_FAILED) from None
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        raise DatabaseError(CANNOT_WRITE.format(path=exc.filename, reason=exc.strerror)) from None
     if as_json:
         click.echo(json.dumps(report.to_json()))
     else:
@@ -120,9 +157,79 @@ def _batch_size(value: str) -> int:
         size = int(value)
     except ValueError:
         size = 0
-    if size < 1:
-        raise ConfigError(BAD_BATCH_SIZE.format(value=value))
+    if not 1 <= size <= MAX_BATCH_SIZE:
+        raise ConfigError(BAD_BATCH_SIZE.format(limit=MAX_BATCH_SIZE, value=value))
     return size
+
+
+class _StopRequest:
+    """Set by the first SIGINT or SIGTERM; the second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        click.echo(STOPPING, err=True)
+
+
+@contextmanager
+def _stop_on_signal() -> Iterator[_StopRequest]:
+    """Turn SIGINT and SIGTERM into a request to stop after the current batch."""
+    stop = _StopRequest()
+    caught = (signal.SIGINT, signal.SIGTERM)
+    try:
+        previous = {signum: signal.signal(signum, stop.handle) for signum in caught}
+    except ValueError:  # not the main thread: signals stay as they are
+        previous = {}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _pause() -> None:
+    click.echo(PAUSED, err=True)
+    sys.stdin.readline()
+
+
+class _Tally:
+    """What a run has committed so far, from its progress events, for a partial report."""
+
+    def __init__(self, dry_run: bool) -> None:
+        self.dry_run = dry_run
+        self.batches = 0
+        self.done: dict[str, int] = {}
+        self.started = time.perf_counter()
+
+    def update(self, event: PruneProgress) -> bool:
+        """Count ``event``; return whether it reports a committed batch."""
+        # retention reports each committed batch by a larger ``done`` in its phase
+        committed = not self.dry_run and event.done > self.done.get(event.phase, 0)
+        self.batches += committed
+        self.done[event.phase] = event.done
+        return committed
+
+    def interrupted(self) -> Interrupted:
+        """The error that ends an interrupted run, with its partial report."""
+        batches = f"{self.batches} committed batch{'' if self.batches == 1 else 'es'}"
+        tables = [
+            {"table": phase, "deleted": 0 if self.dry_run else done}
+            for phase, done in self.done.items()
+            if phase != TRANSACTION_PHASE
+        ]
+        report: dict[str, Any] = {
+            "dry_run": self.dry_run,
+            "interrupted": True,
+            "committed_batches": self.batches,
+            "tables": tables,
+            "transactions_deleted": 0 if self.dry_run else self.done.get(TRANSACTION_PHASE, 0),
+            "seconds": round(time.perf_counter() - self.started, 3),
+        }
+        return Interrupted(INTERRUPTED.format(batches=batches), report)
 
 
 class _ProgressBar:

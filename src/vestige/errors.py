@@ -1,26 +1,88 @@
-"""One exception hierarchy for Vestige.
+"""One exception hierarchy for Vestige, and the exit codes of the command line.
 
 Every error a user can cause derives from :class:`VestigeError`. The command line
 catches the root once, prints ``error: <message>`` on one line and exits with the
-error's :attr:`~VestigeError.exit_code`.
+error's :attr:`~VestigeError.exit_code`, one of :class:`ExitCode`.
+:data:`COMMAND_EXIT_CODES` is the one table of which command exits with which code:
+each command's ``--help`` and the README's table are made from it (and a test checks
+both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from enum import IntEnum
+from typing import Any
 
 from alembic.util import CommandError
+
+
+class ExitCode(IntEnum):
+    """The exit codes of the ``vestige`` commands."""
+
+    OK = 0
+    FAILED = 1
+    BAD_INPUT = 2
+    BUSY = 3
+    DECLINED = 4
+    INTERRUPTED = 130
+
+
+#: What each exit code means, as ``--help`` and the README say it.
+EXIT_CODE_MEANINGS: Mapping[ExitCode, str] = {
+    ExitCode.OK: "done",
+    ExitCode.FAILED: "the database failed, is not migrated, or lacks the history needed",
+    ExitCode.BAD_INPUT: "bad input (an argument, option, policy or setting); nothing changed",
+    ExitCode.BUSY: "another pruner is running on this database; nothing changed",
+    ExitCode.DECLINED: "answered no at the prompt; nothing changed",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C); nothing uncommitted was kept",
+}
+
+#: Where a command gives an exit code its own meaning.
+COMMAND_EXIT_CODE_MEANINGS: Mapping[tuple[str, ExitCode], str] = {
+    ("check", ExitCode.FAILED): "something is out of date (one line each), or the database failed",
+    ("prune", ExitCode.INTERRUPTED): (
+        "interrupted (Ctrl-C or SIGTERM): stopped after the current batch; run it again to finish"
+    ),
+}
+
+_READ_ONLY = (ExitCode.OK, ExitCode.FAILED, ExitCode.BAD_INPUT, ExitCode.INTERRUPTED)
+
+#: The exit codes of every command: the one table ``--help`` and the README show.
+COMMAND_EXIT_CODES: Mapping[str, tuple[ExitCode, ...]] = {
+    "check": _READ_ONLY,
+    "history": _READ_ONLY,
+    "prune": (*_READ_ONLY[:3], ExitCode.BUSY, ExitCode.DECLINED, ExitCode.INTERRUPTED),
+    "restore": (*_READ_ONLY[:3], ExitCode.DECLINED, ExitCode.INTERRUPTED),
+}
+
+
+def exit_code_meaning(command: str, code: ExitCode) -> str:
+    """What ``code`` means when ``command`` exits with it."""
+    return COMMAND_EXIT_CODE_MEANINGS.get((command, code), EXIT_CODE_MEANINGS[code])
+
+
+def exit_codes_help(command: str) -> str:
+    """The ``Exit codes:`` block of ``command``'s ``--help`` (click keeps its lines)."""
+    lines = [
+        f"{code.value:<5}{exit_code_meaning(command, code)}" for code in COMMAND_EXIT_CODES[command]
+    ]
+    return "\b\nExit codes:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 class VestigeError(Exception):
     """Root of every error Vestige raises on purpose.
 
     Attributes:
-        exit_code: The process exit code the command line uses for this error:
-            1 for a failure while working, 2 for bad input.
+        exit_code: The process exit code the command line uses for this error (see
+            :class:`ExitCode`): 1 for a failure while working, 2 for bad input.
     """
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.FAILED
+
+    def json_details(self) -> dict[str, Any]:
+        """What ``--json`` prints beside ``error`` and ``exit_code`` (nothing by default)."""
+        return {}
 
 
 def first_line(exc: BaseException) -> str:
@@ -35,19 +97,43 @@ def first_line(exc: BaseException) -> str:
 class ConfigError(VestigeError):
     """The settings, a policy or a command-line option is malformed."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 class ModelNotFound(VestigeError):
     """A model name does not name a versioned model in the models module."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 class DatabaseError(VestigeError):
     """The database could not be reached or refused an operation."""
 
-    exit_code = 1
+    exit_code = ExitCode.FAILED
+
+
+class Declined(VestigeError):
+    """The person at the terminal answered no (or nothing) to a confirmation prompt."""
+
+    exit_code = ExitCode.DECLINED
+
+
+class Interrupted(VestigeError):
+    """A command stopped on Ctrl-C or SIGTERM; what it had committed stays.
+
+    Attributes:
+        details: What ``--json`` prints with the error, e.g. a prune's partial report.
+    """
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.details = dict(details or {})
+
+    def json_details(self) -> dict[str, Any]:
+        """The partial report, printed with the error under ``--json``."""
+        return dict(self.details)
 
 
 class VersionTablesMissing(VestigeError, CommandError):
@@ -73,7 +159,7 @@ class VersionTablesMissing(VestigeError, CommandError):
 class RecordNotFound(VestigeError):
     """A record has no history, or did not exist at the moment asked about."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
 
 class HistoryPruned(VestigeError):
@@ -87,7 +173,7 @@ class RestoreRefused(VestigeError):
 class PrunerBusy(VestigeError):
     """Another pruner holds the retention lock on this database."""
 
-    exit_code = 3
+    exit_code = ExitCode.BUSY
 
 
 class UnversionedWriteError(VestigeError):

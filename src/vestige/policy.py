@@ -36,6 +36,19 @@ NO_POLICY = (
     "no retention policy: add {section} to pyproject.toml (e.g. keep_days = 365) "
     "or pass --policy FILE"
 )
+MAX_DAYS = 100_000
+MAX_VERSIONS = 2**31 - 1
+MAX_POLICY_BYTES = 1 << 20
+TOO_LARGE = "{where}: {key} must be at most {limit:,} ({why}), not {value!r}"
+WHY = {
+    "keep_days": "about 270 years",
+    "deleted_keep_days": "about 270 years",
+    "keep_versions": "2**31 - 1",
+}
+NOT_UTF8 = "policy file {path} is not UTF-8 text ({reason} at byte {at}); a policy is a TOML file"
+POLICY_TOO_BIG = (
+    "policy file {path} is larger than {limit:,} bytes; a policy is a few lines of TOML"
+)
 NO_RULES = (
     "the retention policy in {source} sets no rule; set at least one of "
     "keep_days, keep_versions, deleted_keep_days"
@@ -153,12 +166,34 @@ def _rules(table: Mapping[str, Any], where: str, *, allow_models: bool) -> Rules
         # bool is an int in Python; TOML's true is not a number of days
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{where}: {key} must be a whole number >= 0, not {value!r}")
+        limit = MAX_VERSIONS if key == "keep_versions" else MAX_DAYS
+        if value > limit:
+            raise ConfigError(
+                TOO_LARGE.format(where=where, key=key, limit=limit, why=WHY[key], value=value)
+            )
         values[key] = value
     return Rules(**values)
 
 
 def _table(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            # bounded: the path may be a device or a pipe that never ends
+            raw = handle.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise ConfigError(POLICY_TOO_BIG.format(path=path, limit=MAX_POLICY_BYTES))
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(NOT_UTF8.format(path=path, reason=exc.reason, at=exc.start)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"policy file {path} is not valid TOML: {exc}") from None
 
 
 def load_policy(tool_table: Mapping[str, Any], policy_file: Path | None = None) -> Policy:
@@ -173,13 +208,7 @@ def load_policy(tool_table: Mapping[str, Any], policy_file: Path | None = None) 
         ConfigError: The file is missing or invalid, or there is no policy at all.
     """
     if policy_file is not None:
-        try:
-            with policy_file.open("rb") as handle:
-                data = tomllib.load(handle)
-        except OSError as exc:
-            raise ConfigError(f"cannot read policy file {policy_file}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"policy file {policy_file} is not valid TOML: {exc}") from None
+        data = _read_toml(policy_file)
         if "tool" in data:
             retention = _table(_table(data.get("tool")).get("vestige")).get("retention")
             if not isinstance(retention, dict):

@@ -140,7 +140,9 @@ def prune(
         batch_size: Rows per committed batch.
         now: The time the policy's days count back from (default: now, naive UTC).
         models: The versioned models (default: every configured one).
-        on_progress: Called after each committed batch, e.g. to draw a progress bar.
+        on_progress: Called after each committed batch, e.g. to draw a progress bar. It is
+            only called when nothing is left uncommitted, so it may raise to stop the
+            run there (``vestige prune`` does, on Ctrl-C and SIGTERM).
         pause: Seconds to wait after each committed batch, so that writers waiting for
             the database get their turn. Default: :data:`SQLITE_PAUSE` on SQLite, whose
             one writer lock goes to whoever asks first (a waiting writer polls every

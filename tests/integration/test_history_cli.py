@@ -288,7 +288,7 @@ def test_restore_dry_run_then_restore(
     dry = run("restore", "Package", str(package_id), "--to", "3", "--dry-run")
     assert (dry.exit_code, dry.stdout) == (0, plan)
     declined = run("restore", "Package", str(package_id), "--to", "3", input="n\n")
-    assert declined.exit_code == 1
+    assert declined.exit_code == 4
     assert declined.stdout.startswith(plan.replace("would restore", "restore"))
     assert "Restore? [y/N]: n" in declined.stdout
     assert version_rows(schema_engine) == before

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 import models
 from vestige import cli_prune
 from vestige.cli import app
+from vestige.errors import ExitCode
 from vestige.prune_lock import pruner_lock
 
 # fixtures, imported to be found
@@ -141,7 +142,7 @@ def test_on_a_terminal_a_real_run_asks_first(
 ) -> None:
     monkeypatch.setattr(cli_prune, "stdin_is_terminal", lambda: True)
     declined = vestige(history_url, "--policy", policy_file, input="n\n")
-    assert declined.exit_code == 1
+    assert declined.exit_code == ExitCode.DECLINED == 4
     assert cli_prune.DECLINED in declined.stderr
     assert package_versions(history) == 15
     accepted = vestige(history_url, "--policy", policy_file, input="y\n")
@@ -158,8 +159,8 @@ def test_on_a_terminal_a_real_run_asks_first(
         ("keep_days = -3\n", [], "keep_days must be a whole number >= 0, not -3"),
         ("keep_days = 'soon'\n", [], "keep_days must be a whole number >= 0, not 'soon'"),
         ("keep_days = 1.5\n", [], "not 1.5"),
-        (POLICY, ["--batch-size", "0"], "--batch-size must be a whole number >= 1, not '0'"),
-        (POLICY, ["--batch-size", "many"], "--batch-size must be a whole number >= 1"),
+        (POLICY, ["--batch-size", "0"], "--batch-size must be a whole number from 1 to"),
+        (POLICY, ["--batch-size", "many"], "to 1,000,000,000, not 'many'"),
         (None, [], "cannot read policy file"),
         (POLICY, ["--models", "no_such_models"], "cannot import models module"),
     ],
@@ -183,7 +184,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(
     assert snapshot(one_package) == before
 
 
-def test_a_database_error_exits_1(
+def test_a_database_not_migrated_exits_1_and_says_how_to_migrate(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, policy_file: Path
 ) -> None:
     if backend == "sqlite":
@@ -195,7 +196,8 @@ def test_a_database_error_exits_1(
         ).render_as_string(hide_password=False)
     result = vestige(url, "--policy", policy_file, "--yes")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: database error at ")
+    assert result.stderr.startswith("error: the database at ")
+    assert "is not migrated" in result.stderr and "alembic upgrade head" in result.stderr
     assert result.stderr.count("\n") == 1
 
 
@@ -204,7 +206,7 @@ def test_a_second_pruner_exits_3(history: sa.Engine, history_url: str, policy_fi
         busy = vestige(history_url, "--policy", policy_file, "--yes", "--json")
     assert busy.exit_code == 3
     assert "another pruner is running" in busy.stderr
-    assert busy.stdout == ""
+    assert json.loads(busy.stdout) == {"error": busy.stderr[7:-1], "exit_code": 3}
     assert package_versions(history) == 15
     assert vestige(history_url, "--policy", policy_file, "--yes").exit_code == 0
     assert package_versions(history) == 9
