@@ -44,6 +44,12 @@ class VersionedModel:
     version_table: sa.Table
 
 
+BAD_MODULE_NAME = (
+    "bad models module name {module!r}: give a dotted Python module name, e.g. app.models "
+    "(--models MODULE or [tool.vestige] models)"
+)
+
+
 def import_models(module: str, project_root: Path | None = None) -> ModuleType:
     """Import the models module, with the project directory on ``sys.path``.
 
@@ -51,8 +57,10 @@ def import_models(module: str, project_root: Path | None = None) -> ModuleType:
     calls ``configure_mappers()`` afterwards in any case.
 
     Raises:
-        ConfigError: The module cannot be imported.
+        ConfigError: The name is not a module name, or the module cannot be imported.
     """
+    if not all(part.isidentifier() for part in module.split(".")):
+        raise ConfigError(BAD_MODULE_NAME.format(module=module))
     root = str((project_root or Path.cwd()).resolve())
     if root not in sys.path:
         sys.path.insert(0, root)
