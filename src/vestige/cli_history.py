@@ -276,8 +276,9 @@ def parse_when(text: str) -> datetime | int:
     except ValueError:
         raise ConfigError(BAD_WHEN.format(text=text)) from None
     try:
-        when.astimezone(UTC)  # what history.at does with an aware time
-    except OverflowError:
+        if when.tzinfo is not None:
+            when.astimezone(UTC)  # what history.at does with an aware time
+    except (OverflowError, ValueError):
         raise ConfigError(OUT_OF_RANGE_WHEN.format(text=text)) from None
     return when
 

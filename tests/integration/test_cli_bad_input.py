@@ -97,6 +97,9 @@ OUT_OF_RANGE = [
         ("history", "Package", "1", "--as-of", "9999-12-31T23:59:59-05:00"),
         OUT_OF_RANGE_WHEN.format(text="9999-12-31T23:59:59-05:00"),
     ),
+    # found by the fuzz test: a naive time was converted as local time, and failed
+    (("restore", "Package", "1", "--to", "0001-01-01", "--yes"), None),
+    (("history", "Package", "1", "--as-of", "0001-01-01T00:00:00"), None),
     (
         ("restore", "Package", "1", "--to", "9999-12-31T23:59:59-05:00", "--yes"),
         OUT_OF_RANGE_WHEN.format(text="9999-12-31T23:59:59-05:00"),
