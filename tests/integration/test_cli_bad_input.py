@@ -27,10 +27,10 @@ from sqlalchemy.orm import Session
 
 from models.sample_data import write_sample_data
 from tests.conftest import ROOT
-from vestige import cli_prune
+from vestige import cli_history, cli_prune
 from vestige.cli import app
 from vestige.cli_history import BAD_KEY, BAD_TX, BAD_USER, INT_RANGE, OUT_OF_RANGE_WHEN
-from vestige.cli_support import DECLINED, NOT_MIGRATED
+from vestige.cli_support import DECLINED, INTERRUPTED, NOT_MIGRATED
 from vestige.errors import COMMAND_EXIT_CODES, ExitCode
 from vestige.policy import MAX_DAYS, NOT_UTF8, TOO_LARGE, WHY
 
@@ -368,3 +368,16 @@ def test_declining_a_restore_exits_4_and_changes_nothing(
     result = vestige(history_url, "restore", "Package", "1", "--to", earlier, input="n\n")
     assert assert_one_line(result, ExitCode.DECLINED, command="restore") == DECLINED
     assert snapshot(sample) == before
+
+
+def test_ctrl_c_in_a_command_is_one_line_and_exit_130(
+    sample: sa.Engine, history_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def pressed_ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C while the command reads the history (a real SIGINT raises the same exception)
+    monkeypatch.setattr(cli_history, "history", pressed_ctrl_c)
+    result = vestige(history_url, "history", "Package", "1", "--json")
+    assert assert_one_line(result, ExitCode.INTERRUPTED, command="history") == INTERRUPTED
+    assert json.loads(result.stdout) == {"error": INTERRUPTED, "exit_code": 130}

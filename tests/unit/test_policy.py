@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from vestige.errors import ConfigError
-from vestige.policy import NO_POLICY, Rules, load_policy, parse_policy
+from vestige.policy import (
+    MAX_DAYS,
+    MAX_POLICY_BYTES,
+    MAX_VERSIONS,
+    NO_POLICY,
+    Rules,
+    load_policy,
+    parse_policy,
+)
 
 
 def test_top_level_rules_are_the_default_and_models_override_them() -> None:
@@ -108,3 +117,41 @@ def test_unreadable_policy_files(tmp_path: Path, content: str | None, message: s
         path.write_text(content)
     with pytest.raises(ConfigError, match=message):
         load_policy({}, path)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"keep_days": 1_000_000}, "keep_days must be at most 100,000 (about 270 years)"),
+        ({"deleted_keep_days": 100_001}, "deleted_keep_days must be at most 100,000"),
+        ({"keep_versions": 2**63 - 1}, "keep_versions must be at most 2,147,483,647"),
+        ({"keep_days": 1, "models": {"Release": {"keep_days": 10**20}}}, "models.Release"),
+    ],
+)
+def test_values_beyond_what_a_date_or_a_count_holds_are_refused(
+    table: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_policy(table)
+    assert parse_policy({"keep_days": MAX_DAYS, "keep_versions": MAX_VERSIONS}).default == Rules(
+        MAX_DAYS, MAX_VERSIONS
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (bytes(range(128, 256)), "is not UTF-8 text (invalid start byte at byte 0)"),
+        ("keep_days = 1\n".encode("utf-16"), "is not UTF-8 text"),
+        (b"keep_days = 1\n" + b"#" * MAX_POLICY_BYTES, "is larger than 1,048,576 bytes"),
+    ],
+    ids=["binary", "utf-16", "huge"],
+)
+def test_policy_files_that_are_not_small_utf8_text(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        load_policy({}, path)
+    assert "\n" not in str(error.value)
