@@ -44,7 +44,7 @@ RUN_SUMMARY = (
     "Deleted {versions:,} version rows and {transactions:,} transactions in {seconds:.2f} s."
 )
 REPORT_WIDTH = 120
-DATABASE_FAILED = "; nothing past the last committed batch changed"
+AFTER_FAILURE = "; nothing past the last committed batch changed"
 CANNOT_WRITE = (
     "cannot write {path}: {reason}; the pruner writes its lock file beside the database, "
     "so its directory must exist and be writable"
@@ -140,7 +140,7 @@ def prune(
     except KeyboardInterrupt:
         raise tally.interrupted() from None
     except sa.exc.DBAPIError as exc:
-        raise database_error(exc, url, DATABASE_FAILED) from None
+        raise database_error(exc, url, AFTER_FAILURE) from None
     except OSError as exc:
         if exc.filename is None:
             raise

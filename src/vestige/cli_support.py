@@ -26,7 +26,7 @@ from vestige.errors import (
 from vestige.registry import import_models
 
 DECLINED = "declined at the prompt; nothing was changed"
-INTERRUPTED = "interrupted; nothing that was not yet committed was kept"
+INTERRUPTED = "interrupted; what was not yet committed was rolled back"
 USAGE_ERROR = "{message} (see '{command} --help')"
 NOT_MIGRATED = (
     "the database at {url} is not migrated to these models ({reason}); run `alembic "
@@ -35,7 +35,7 @@ NOT_MIGRATED = (
 DATABASE_FAILED = "database error at {url}: {reason}"
 # SQLSTATEs of PostgreSQL's undefined_table and undefined_column
 _UNDEFINED = frozenset({"42P01", "42703"})
-_SQLITE_UNDEFINED = ("no such table", "no such column", "has no column named")
+_SQLITE_UNDEFINED = ("no such table: ", "no such column: ", " has no column named ")
 _COMMAND_ARGS = "vestige.command_args"
 
 
@@ -46,7 +46,7 @@ def not_migrated(exc: sa.exc.DBAPIError) -> bool:
     if state is not None:
         return state in _UNDEFINED
     message = str(orig)
-    return message.startswith(_SQLITE_UNDEFINED[:2]) or _SQLITE_UNDEFINED[2] in message
+    return any(words in message for words in _SQLITE_UNDEFINED)
 
 
 def database_error(exc: sa.exc.DBAPIError, url: str, consequence: str = "") -> VestigeError:
@@ -96,24 +96,19 @@ class ErrorTranslatingGroup(click.Group):
             command = exc.ctx.command_path if exc.ctx else ctx.command_path
             message = USAGE_ERROR.format(message=exc.format_message(), command=command)
             self._fail(ctx, message, exc.exit_code)
-        except sa.exc.OperationalError as exc:
-            if not_migrated(exc):
-                self._fail(ctx, str(database_error(exc, self._url(ctx))), DatabaseError.exit_code)
-            url = ctx.find_object(Project)
-            where = f" at {render_url(url.settings.database_url)}" if url else ""
-            self._fail(
-                ctx,
-                f"database error{where}: {first_line(exc)}; check DATABASE_URL and that the "
-                "server is running",
-                DatabaseError.exit_code,
-            )
         except sa.exc.DBAPIError as exc:
-            self._fail(ctx, str(database_error(exc, self._url(ctx))), DatabaseError.exit_code)
+            self._fail(ctx, self._database_message(ctx, exc), DatabaseError.exit_code)
 
     @staticmethod
-    def _url(ctx: click.Context) -> str:
-        project = ctx.find_object(Project)
-        return project.settings.safe_url if project else "DATABASE_URL"
+    def _database_message(ctx: click.Context, exc: sa.exc.DBAPIError) -> str:
+        url = ctx.find_object(Project)
+        if isinstance(exc, sa.exc.OperationalError) and not not_migrated(exc):
+            where = f" at {render_url(url.settings.database_url)}" if url else ""
+            return (
+                f"database error{where}: {first_line(exc)}; check DATABASE_URL and that the "
+                "server is running"
+            )
+        return str(database_error(exc, url.settings.safe_url if url else "DATABASE_URL"))
 
     def _fail(
         self, ctx: click.Context, message: str, code: int, details: dict[str, Any] | None = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from alembic import command
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy.orm import Session
-from test_history_api_fixtures import BACKEND_PARAMS
+from test_history_api_fixtures import BACKEND_PARAMS, module_database
 
 from models.sample_data import write_sample_data
 from tests.conftest import ROOT, alembic_config
@@ -152,36 +151,24 @@ def fuzz(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Fuzz]:
     """A migrated database with the sample data, and policy files, per backend."""
-    directory = tmp_path_factory.mktemp("fuzz")
-    if request.param == "sqlite":
-        url, cleanup = f"sqlite:///{directory / 'fuzz.db'}", None
-    else:
-        server: sa.URL = request.getfixturevalue("postgres_database")
-        name = f"{server.database}_fuzz_{uuid.uuid4().hex[:6]}"
-        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = server.set(database=name).render_as_string(hide_password=False)
-        cleanup = (admin, name)
-    command.upgrade(alembic_config(url), "head")
-    engine = sa.create_engine(url)
-    with Session(engine) as session:
-        write_sample_data(session)
+
+    def migrate(url: str) -> None:
+        command.upgrade(alembic_config(url), "head")
+
     cwd = Path.cwd()
     os.chdir(ROOT)
-    try:
+    with module_database(request, tmp_path_factory, migrate) as url:
+        engine = sa.create_engine(url)
+        with Session(engine) as session:
+            write_sample_data(session)
         metadata = sa.MetaData()
         metadata.reflect(engine)  # every table, alembic_version included
         tables = tuple(metadata.tables[name] for name in sorted(metadata.tables))
-        yield Fuzz(url, engine, tables, policy_files(directory))
-    finally:
-        os.chdir(cwd)
-        engine.dispose()
-        if cleanup is not None:
-            admin, name = cleanup
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        try:
+            yield Fuzz(url, engine, tables, policy_files(tmp_path_factory.mktemp("fuzz")))
+        finally:
+            os.chdir(cwd)
+            engine.dispose()
 
 
 integers = st.one_of(st.sampled_from(INTEGER_EDGES), st.integers(-(2**70), 2**70)).map(str)

@@ -7,7 +7,7 @@ their own (``module_database``), instead of once per test.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -21,9 +21,13 @@ BACKEND_PARAMS = [pytest.param(b, marks=getattr(pytest.mark, b)) for b in BACKEN
 
 @contextmanager
 def module_database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    build: Callable[[str], None] | None = None,
 ) -> Iterator[str]:
     """The URL of a new database with the models' schema, on ``request.param``'s backend.
+
+    ``build(url)``, when given, makes the schema instead of ``create_all``.
 
     On PostgreSQL it is a database of its own on the test server, dropped afterwards,
     so the per-test reset of the shared test database leaves it alone.
@@ -39,9 +43,12 @@ def module_database(
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         url = server.set(database=name).render_as_string(hide_password=False)
         cleanup = (admin, name)
-    engine = sa.create_engine(url)
-    models.Base.metadata.create_all(engine)
-    engine.dispose()
+    if build is not None:
+        build(url)
+    else:
+        engine = sa.create_engine(url)
+        models.Base.metadata.create_all(engine)
+        engine.dispose()
     try:
         yield url
     finally:

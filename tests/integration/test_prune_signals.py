@@ -13,14 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from retention_support import (
     PACKAGE_VERSION_TABLE,
-    commit_at,
     history_engine,
     history_problems,
     history_url,
@@ -29,40 +27,23 @@ from retention_support import (
     snapshot,
     sqlite_history_template,
 )
-from sqlalchemy.orm import Session
+from test_retention_cli import history, policy_file
 
-import models
 from tests.conftest import ROOT
 from vestige.cli_prune import INTERRUPTED, PAUSE_AFTER_FIRST_BATCH, PAUSED, STOPPING
 from vestige.errors import ExitCode
 
 # fixtures, imported to be found
-__all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]
+__all__ = [
+    "history",
+    "history_engine",
+    "history_url",
+    "policy_file",
+    "postgres_history_url",
+    "sqlite_history_template",
+]
 
-POLICY = "keep_days = 200\nkeep_versions = 2\n"
 TIMEOUT = 120
-
-
-@pytest.fixture
-def history(history_engine: sa.Engine) -> sa.Engine:
-    """Three packages with five versions each, written 700 to 1 days ago: six can go."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    with Session(history_engine) as session:
-        for name in ("a", "b", "c"):
-            package = models.Package(name=name, summary="0")
-            session.add(package)
-            commit_at(session, now - timedelta(days=700))
-            for i, age in enumerate([500, 300, 100, 1], start=1):
-                package.summary = str(i)
-                commit_at(session, now - timedelta(days=age))
-    return history_engine
-
-
-@pytest.fixture
-def policy_file(tmp_path: Path) -> Path:
-    path = tmp_path / "retention.toml"
-    path.write_text(POLICY)
-    return path
 
 
 def start_pruner(url: str, policy: Path, *, pause: bool) -> subprocess.Popen[str]:
