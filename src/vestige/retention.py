@@ -10,7 +10,7 @@
 How a run goes, per version table (entity and many-to-many association tables):
 
 1. the prunable rows (:mod:`vestige.prunable`, one SQL query) are materialised as their
-   keys into a temporary table, numbered oldest first within each record;
+   keys into a temporary table, numbered oldest first in commit order within each record;
 2. a real run deletes them in batches of ``batch_size`` rows, each batch its own
    committed transaction; a dry run only counts them.
 
@@ -22,8 +22,8 @@ they describe their transaction and are deleted with it, in the same batch.
 
 Why a rerun after an interruption ends in the same state: the prunable set is a function
 of what stays (the newest versions, the times of transactions that stay), so deleting
-part of it leaves the rest prunable; and within a record the oldest rows go first, so an
-interrupted run leaves a chain without holes (R2, R7).
+part of it leaves the rest prunable; and within a record the oldest rows in commit order
+go first, so an interrupted run leaves a chain without holes (R2, R7).
 """
 
 from __future__ import annotations
@@ -311,7 +311,9 @@ class _Run:
         return sa.literal_column(f"{table}.ctid")
 
     def _keys(self, index: int, target: VersionTable, *, dry_run: bool) -> tuple[sa.Table, int]:
-        order = [column.name for column in target.key] + ["transaction_id"]
+        # oldest first in commit order within a record: a run stopped between batches
+        # leaves every chain without a hole (R2, R7)
+        order = [column.name for column in target.key] + ["position"]
         table, total = self._materialise(
             _KEYS_TABLE.format(index),
             prunable_keys(
