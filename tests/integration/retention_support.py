@@ -11,12 +11,12 @@ import shutil
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 import models
@@ -152,9 +152,7 @@ def commit_ordered(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 def chain_problems(name: str, key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> list[str]:
     """H2 in commit order for one record: one chain from one first version to one open one."""
     chain = commit_ordered(rows)
-    linked = all(
-        before[1] == after[0] for before, after in zip(chain, chain[1:], strict=False)
-    )
+    linked = all(before[1] == after[0] for before, after in pairwise(chain))
     if not linked or chain[-1][1] is not None or len(chain) != len(rows):
         return [f"H2 {name} {key}: versions {sorted(rows)} are not one chain"]
     return []

@@ -167,9 +167,7 @@ def test_an_unwalkable_chain_loses_nothing(history_engine: sa.Engine) -> None:
     """A hole left by an older pruner: the disordered record is kept whole."""
     overtaken_chain(history_engine)
     with history_engine.begin() as conn:  # what the old pruner did with keep_versions = 2
-        conn.execute(
-            sa.delete(PACKAGE_VERSION).where(PACKAGE_VERSION.c.transaction_id.in_([1, 2]))
-        )
+        conn.execute(sa.delete(PACKAGE_VERSION).where(PACKAGE_VERSION.c.transaction_id.in_([1, 2])))
     backdate(history_engine, 1000)
     prune(history_engine, parse_policy({"keep_days": 0, "keep_versions": 1}), now=NOW, pause=0)
     assert sorted(chains(history_engine, PACKAGE_VERSION)[(1,)]) == [

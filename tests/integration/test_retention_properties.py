@@ -10,7 +10,8 @@ what is left.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import hypothesis.strategies as st
@@ -19,7 +20,6 @@ from hypothesis import HealthCheck, event, given, settings
 from retention_support import (
     ASSOCIATION_VERSION_TABLE,
     CHANGES,
-    DELETE,
     ENTITY_VERSION_TABLES,
     NOW,
     TX,
@@ -39,7 +39,7 @@ from retention_support import (
 from sqlalchemy.orm import Session
 
 import models
-from vestige.policy import Rules, parse_policy
+from vestige.policy import parse_policy
 from vestige.retention import prune
 
 # fixtures, imported to be found
@@ -68,7 +68,7 @@ rules = st.fixed_dictionaries(
 )
 
 
-def interleaved_ids(count: int, overtakes: list[bool]) -> list[int]:
+def interleaved_ids(count: int, overtakes: Sequence[bool]) -> list[int]:
     """Transaction ids for ``count`` transactions committed in order, where transaction i
     *overtakes* (took its id at its first flush before transaction i - 1 did) when
     ``overtakes[i]``: ids then disagree with commit order, as with two writers."""
@@ -83,7 +83,7 @@ def interleaved_ids(count: int, overtakes: list[bool]) -> list[int]:
 
 
 def write_history(
-    engine: sa.Engine, steps: list[tuple[str, int, int, int]], overtakes: list[bool] = []
+    engine: sa.Engine, steps: list[tuple[str, int, int, int]], overtakes: Sequence[bool] = ()
 ) -> None:
     """Play the steps, one transaction each, then date each transaction on the clock.
 
@@ -170,9 +170,7 @@ def test_pruning_keeps_exactly_what_the_policy_allows(
 
     event(f"versions deleted: {'some' if real.versions_deleted else 'none'}")
     disordered = any(
-        end is not None and end < tx
-        for rows in before["Package"].values()
-        for tx, end, _ in rows
+        end is not None and end < tx for rows in before["Package"].values() for tx, end, _ in rows
     )
     event(f"ids out of commit order: {'yes' if disordered else 'no'}")
     event(f"whole deleted histories: {'yes' if default.get('deleted_keep_days') else 'no'}")
