@@ -29,10 +29,11 @@ from sqlalchemy_continuum import version_class
 from tests.support import zoo_models as zoo
 from vestige.cli import app
 from vestige.cli_history import _json_default
+from vestige.errors import ConfigError
 from vestige.history import Operation, Version, as_of, changes, diff, history
 from vestige.policy import parse_policy
 from vestige.restore import plan_restore
-from vestige.retention import prune
+from vestige.retention import MIXED_HIERARCHY, prune
 from vestige.versioning import versioning_manager
 
 MODULE = "tests.support.zoo_models"
@@ -428,7 +429,25 @@ def read_changes(session: Session, results: Results) -> None:
 def prune_and_read(engine: sa.Engine, results: Results) -> None:
     """Keep one version of every record: history is still what Continuum reads, and the
     open version of every live record is still its live row (H1)."""
-    prune(engine, parse_policy({"keep_days": 0, "keep_versions": 1}), pause=0)
+    for name, shape in [("Invoice", "joined inheritance"), ("Person", "single-table inheritance")]:
+        mixed = parse_policy({"keep_days": 0, "models": {name: {"keep_days": 5}}})
+        try:
+            prune(engine, mixed, pause=0, dry_run=True)
+            refused = "pruned"
+        except ConfigError as exc:
+            refused = str(exc).split(":")[0]
+        results.check(
+            "prune",
+            shape,
+            refused,
+            MIXED_HIERARCHY.split(":")[0].format(
+                model=name, root="Document" if name == "Invoice" else "Party"
+            ),
+            f"a policy for {name} alone",
+        )
+    report = prune(engine, parse_policy({"keep_days": 0, "keep_versions": 1}), pause=0)
+    labels = {table.table for table in report.tables}
+    results.check("prune", "single-table inheritance", "party_version" in labels, True, "report")
     with Session(engine) as session:
         for shape, model, key in records():
             where = f"{model.__name__} {key_text(key)}"
