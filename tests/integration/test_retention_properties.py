@@ -134,11 +134,21 @@ def empty(engine: sa.Engine) -> None:
             conn.execute(sa.delete(plain(table)))
 
 
-@settings(
+SETTINGS = settings(
     max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# two writers on two packages, overtaking each other often: ids out of commit order
+contended_step = st.tuples(
+    st.sampled_from(["write", "write", "write", "delete", "link"]),
+    st.integers(0, 1),
+    st.integers(0, 1),
+    st.integers(0, 150),
+)
+
+
+@SETTINGS
 @given(
     steps=st.lists(step, min_size=3, max_size=30),
     default=rules,
@@ -154,6 +164,35 @@ def test_pruning_keeps_exactly_what_the_policy_allows(
     batch_size: int,
     overtakes: list[bool],
 ) -> None:
+    check_pruning(history_engine, steps, default, package_rules, batch_size, overtakes)
+
+
+@SETTINGS
+@given(
+    steps=st.lists(contended_step, min_size=6, max_size=24),
+    default=rules,
+    batch_size=st.integers(1, 6),
+    overtakes=st.lists(st.booleans(), min_size=24, max_size=24),
+)
+def test_pruning_follows_commit_order_when_writers_overtake(
+    history_engine: sa.Engine,
+    steps: list[tuple[str, int, int, int]],
+    default: dict[str, int],
+    batch_size: int,
+    overtakes: list[bool],
+) -> None:
+    check_pruning(history_engine, steps, default, None, batch_size, overtakes)
+
+
+def check_pruning(
+    history_engine: sa.Engine,
+    steps: list[tuple[str, int, int, int]],
+    default: dict[str, int],
+    package_rules: dict[str, int] | None,
+    batch_size: int,
+    overtakes: list[bool],
+) -> None:
+    """Write the steps, prune, and check H1-H3, R1-R6 and the dry run."""
     engine = history_engine
     empty(engine)
     write_history(engine, steps, overtakes)
