@@ -158,109 +158,136 @@ def _entity_ranked(
     tx, end, operation = target.transaction_id, target.end_transaction_id, target.operation_type
     issued_type = transactions.c.issued_at.type
     own = transactions.alias("own_tx")
-    ended = transactions.alias("end_tx")
     by_record: dict[str, Any] = {"partition_by": target.key}
+    oldest_first: dict[str, Any] = {**by_record, "order_by": tx}
     is_open = end.is_(None)
     carried = [] if row_id is None else [row_id.label("row_id")]
+    # ranked by id: commit order wherever the record is not disordered
     base = (
         sa.select(
             *target.key,
             tx.label("transaction_id"),
             end.label("end_transaction_id"),
             own.c.issued_at.label("issued_at"),
-            ended.c.issued_at.label("superseded_at"),
             *carried,
-            # 1 for the newest by id, 2 for the one before, ...: commit order unless
-            # the record is disordered
-            sa.func.count().over(**by_record, order_by=tx, rows=(0, None)).label("rn_by_id"),
+            sa.func.count().over(**oldest_first, rows=(0, None)).label("rn_by_id"),
+            sa.func.lead(own.c.issued_at, type_=issued_type)
+            .over(**oldest_first)
+            .label("next_issued_at"),
             sa.func.count().over(**by_record).label("versions"),
             sa.func.max(sa.case((end <= tx, 1), else_=0)).over(**by_record).label("disordered"),
-            # in a chain every version but the first is some version's end (H2), so the
-            # sums differ by the first version's transaction id
-            (
-                sa.func.sum(tx).over(**by_record)
-                - sa.func.coalesce(sa.func.sum(end).over(**by_record), 0)
-            ).label("first_id"),
             sa.func.max(sa.case((is_open, operation))).over(**by_record).label("last_operation"),
             sa.func.max(sa.case((is_open, own.c.issued_at), else_=sa.null()), type_=issued_type)
             .over(**by_record)
             .label("last_issued_at"),
         )
-        .select_from(
-            target.table.outerjoin(own, own.c.id == tx).outerjoin(ended, ended.c.id == end)
-        )
-        .cte("chain_rows")
+        .select_from(target.table.outerjoin(own, own.c.id == tx))
+        .subquery("chain_rows")
     )
-    walked = _walk(target, base)
-    joined_on = [walked.c[column.name] == base.c[column.name] for column in target.key]
-    reached = sa.func.count(walked.c.step).over(partition_by=[base.c[c.name] for c in target.key])
-    with_steps = (
+    walk = _walk(target)
+    ended = transactions.alias("end_tx")
+    walked = (
+        sa.select(walk, ended.c.issued_at.label("superseded_at"))
+        .select_from(walk.outerjoin(ended, ended.c.id == walk.c.end_transaction_id))
+        .subquery("walked")
+    )
+    walks = (
         sa.select(
-            base,
-            walked.c.step,
-            reached.label("reached"),
+            *(walked.c[column.name] for column in target.key),
+            sa.func.count().label("reached"),
         )
-        .select_from(
-            base.outerjoin(
-                walked, sa.and_(*joined_on, walked.c.transaction_id == base.c.transaction_id)
-            )
-        )
-        .subquery("with_steps")
+        .group_by(*(walked.c[column.name] for column in target.key))
+        .subquery("walks")
     )
+    same_record = [base.c[column.name] == walks.c[column.name] for column in target.key]
+    same_version = [base.c[column.name] == walked.c[column.name] for column in target.key]
+    joined = base.outerjoin(walks, sa.and_(*same_record)).outerjoin(
+        walked, sa.and_(*same_version, walked.c.transaction_id == base.c.transaction_id)
+    )
+    disordered = base.c.disordered == 1
     # a disordered record is ranked only when its walk reached every version
-    walked_rn = sa.case(
-        (
-            with_steps.c.reached == with_steps.c.versions,
-            with_steps.c.reached - with_steps.c.step + 1,
+    walked_rn = sa.case((walks.c.reached == base.c.versions, walks.c.reached - walked.c.step + 1))
+    return (
+        sa.select(
+            *(base.c[column.name] for column in target.key),
+            base.c.transaction_id,
+            base.c.end_transaction_id,
+            base.c.issued_at,
+            sa.case((disordered, walked.c.superseded_at), else_=base.c.next_issued_at).label(
+                "superseded_at"
+            ),
+            *(base.c.row_id for _ in carried),
+            base.c.versions,
+            sa.case((disordered, walked_rn), else_=base.c.rn_by_id).label("rn"),
+            base.c.last_operation,
+            base.c.last_issued_at,
         )
+        .select_from(joined)
+        .subquery("ranked")
     )
-    return sa.select(
-        *(with_steps.c[column.name] for column in target.key),
-        with_steps.c.transaction_id,
-        with_steps.c.end_transaction_id,
-        with_steps.c.issued_at,
-        with_steps.c.superseded_at,
-        *(with_steps.c.row_id for _ in carried),
-        with_steps.c.versions,
-        sa.case((with_steps.c.disordered == 1, walked_rn), else_=with_steps.c.rn_by_id).label("rn"),
-        with_steps.c.last_operation,
-        with_steps.c.last_issued_at,
-    ).subquery("ranked")
 
 
-def _walk(target: VersionTable, base: sa.CTE) -> sa.CTE:
+def _walk(target: VersionTable) -> sa.CTE:
     """The chains of the disordered records, walked from their first version.
 
-    One row per version reached, with ``step`` 1 for the first. Each step looks the next
-    version up by primary key (record, transaction = this version's end), in a scalar
-    subquery so that the database cannot pick a plan that scans the table per step; the
+    A record is disordered when one of its versions ends at a transaction numbered at or
+    before its own. Its walk has one row per version reached, with ``step`` 1 for the
+    first. In a
+    chain every version but the first is some version's end (H2), so the sums of the two
+    columns differ by the first version's transaction id. Each step looks the next
+    version up by primary key (record, transaction = this version's end) in a scalar
+    subquery, so that the database cannot pick a plan that scans the table per step; the
     walk stops at the open version, at a pointer to nowhere, or after as many steps as
     the record has versions (a cycle).
     """
-    key = [base.c[column.name] for column in target.key]
-    start = (
-        sa.select(
-            *key,
-            base.c.transaction_id,
-            base.c.end_transaction_id,
-            sa.literal(1, sa.Integer).label("step"),
-            base.c.versions,
-        )
-        .where(base.c.disordered == 1, base.c.transaction_id == base.c.first_id)
-        .cte("chain_walk", recursive=True)
-    )
-    following = target.table.alias("following")
+    table, tx, end = target.table, target.transaction_id, target.end_transaction_id
+    keys = [column.name for column in target.key]
+    disordered = sa.select(*target.key).where(end <= tx).distinct().subquery("disordered")
+    versions = table.alias("record_versions")
+    of_record = [versions.c[name] == disordered.c[name] for name in keys]
+    firsts = sa.select(
+        *(disordered.c[name] for name in keys),
+        (
+            sa.select(
+                sa.func.sum(versions.c[tx.name])
+                - sa.func.coalesce(sa.func.sum(versions.c[end.name]), 0)
+            )
+            .where(*of_record)
+            .scalar_subquery()
+            .label("first_id")
+        ),
+        sa.select(sa.func.count())
+        .select_from(versions)
+        .where(*of_record)
+        .scalar_subquery()
+        .label("versions"),
+    ).subquery("firsts")
+    # driven by the few disordered records, each look-up by primary key; if the sums name
+    # no version (a broken chain), the walk stops at that one step, which matches no row
+    first = table.alias("first_version")
+    is_first = [first.c[name] == firsts.c[name] for name in keys]
+    start = sa.select(
+        *(firsts.c[name] for name in keys),
+        firsts.c.first_id.label("transaction_id"),
+        sa.select(first.c[end.name])
+        .where(*is_first, first.c[tx.name] == firsts.c.first_id)
+        .scalar_subquery()
+        .label("end_transaction_id"),
+        sa.literal(1, sa.Integer).label("step"),
+        firsts.c.versions,
+    ).cte("chain_walk", recursive=True)
+    following = table.alias("following")
     next_end = (
-        sa.select(following.c[target.end_transaction_id.name])
+        sa.select(following.c[end.name])
         .where(
-            *(following.c[column.name] == start.c[column.name] for column in target.key),
-            following.c[target.transaction_id.name] == start.c.end_transaction_id,
+            *(following.c[name] == start.c[name] for name in keys),
+            following.c[tx.name] == start.c.end_transaction_id,
         )
         .scalar_subquery()
     )
     return start.union_all(
         sa.select(
-            *(start.c[column.name] for column in target.key),
+            *(start.c[name] for name in keys),
             start.c.end_transaction_id,
             next_end,
             start.c.step + 1,
