@@ -416,7 +416,15 @@ def _revert(
     version_cls = version_class(model)
     identity = dict(zip([name for name, _ in key_columns(model)], key, strict=True))
     identity["transaction_id"] = target.transaction_id
-    return session.get_one(version_cls, identity).revert(relations=list(relations))
+    # Continuum fails on a many-to-one that referred to nothing then; the record's own
+    # foreign key column, reverted with the other columns, already says so.
+    names = [
+        name
+        for name in relations
+        if (prop := _relationship(model, name)).direction is not orm.MANYTOONE
+        or _referred_key(model, target, prop) is not None
+    ]
+    return session.get_one(version_cls, identity).revert(relations=names)
 
 
 def _staged_rows(
