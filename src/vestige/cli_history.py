@@ -68,7 +68,6 @@ RESTORE_NEEDS_YES = (
     "refusing to restore without confirmation: not on a terminal, so pass --yes "
     "(or --dry-run to see the plan)"
 )
-RESTORE_DECLINED = "nothing was restored"
 
 
 @click.command("history")
@@ -190,7 +189,7 @@ def _restore(
     shown. The restore is written as a new version, like any other change.
 
     Exit codes: 0 done (or nothing to do), 1 database error or history pruned,
-    2 bad input, 4 the record changed after the plan or is being changed.
+    2 bad input, 5 the record changed after the plan or is being changed.
 
     \b
     Examples:
@@ -224,9 +223,7 @@ def _restore(
             # Nobody holds the record while a person reads the plan; the restore checks
             # under its lock that the plan is still true.
             session.rollback()
-            if not click.confirm(CONFIRM, err=as_json):
-                click.echo(RESTORE_DECLINED, err=True)
-                raise SystemExit(1)
+            click.confirm(CONFIRM, abort=True, err=as_json)
         with actor(user_id=user_id):
             result = restore(session, model, key, to=to, relations=relations, expected=plan)
             session.commit()

@@ -108,7 +108,7 @@ class UnversionedWriteWarning(UserWarning):
 class RestoreConflict(VestigeError):
     """A record changed after its restore was planned, or another transaction holds it.
 
-    Nothing was written; planning again shows what a restore would do now (exit code 4).
+    Nothing was written; planning again shows what a restore would do now (exit code 5).
     """
 
-    exit_code = 4
+    exit_code = 5

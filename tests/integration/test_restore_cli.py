@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import click
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
@@ -18,8 +19,11 @@ from sqlalchemy.orm import Session
 
 import models
 from tests.conftest import ROOT
+from vestige import cli_history
 from vestige.cli import app
 from vestige.cli_history import RESTORE_NEEDS_YES
+from vestige.errors import RestoreConflict
+from vestige.restore import CHANGED
 
 EPOCH = datetime(2026, 1, 1, 9, 0)
 
@@ -198,3 +202,59 @@ def test_restore_off_a_terminal_without_yes_refuses_like_prune(
     assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == f"error: {RESTORE_NEEDS_YES}\n"
     assert dump(schema_engine) == before
+
+
+def test_restore_refuses_when_the_record_changed_while_the_prompt_waited(
+    run: Callable[..., Result],
+    package_id: int,
+    schema_engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Someone else edits the package while the plan is on screen: one line, exit 5,
+    nothing restored."""
+
+    def edit_then_confirm(*args: object, **kwargs: object) -> bool:
+        with Session(schema_engine) as other:
+            package = other.get_one(models.Package, package_id)
+            package.summary = "Composable command line interface toolkit"
+            package.homepage = "https://click.palletsprojects.com"
+            other.commit()
+        return True
+
+    monkeypatch.setattr(cli_history, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(click, "confirm", edit_then_confirm)
+    result = run("restore", "Package", str(package_id), "--to", "2", "--with", "releases")
+    assert result.exit_code == RestoreConflict.exit_code == 5
+    assert result.stdout == RELEASE_PLAN.replace("would restore", "restore")
+    assert result.stderr == (
+        "error: " + CHANGED.format(record=f"Package {package_id}", tx=4) + "\n"
+    )
+    with Session(schema_engine) as session:
+        package = session.get_one(models.Package, package_id)
+        assert package.homepage == "https://click.palletsprojects.com"
+        assert [r.version for r in package.releases] == ["8.0"]
+    assert written_in(schema_engine, "release_version", 2) == []
+
+
+def test_restore_while_another_session_holds_the_record_exits_5(
+    package_id: int, schema_engine: sa.Engine, db_url: str, backend: str
+) -> None:
+    """With no patience for locks (SQLite busy timeout, PostgreSQL lock_timeout) the
+    restore says the record is being changed, and writes nothing."""
+    impatient = sa.make_url(db_url).update_query_dict(
+        {"timeout": "0"} if backend == "sqlite" else {"options": "-c lock_timeout=1"}
+    )
+    url = impatient.render_as_string(hide_password=False)
+    with Session(schema_engine) as other:
+        other.get_one(models.Package, package_id).summary = "uncommitted"
+        other.flush()
+        result = CliRunner().invoke(
+            app,
+            ["restore", "Package", str(package_id), "--to", "2", "--with", "releases", "--yes"],
+            env={"DATABASE_URL": url},
+        )
+        other.rollback()
+    assert (result.exit_code, result.stdout) == (5, "")
+    assert result.stderr.startswith(f"error: Package {package_id} is being changed by another")
+    assert len(result.stderr.splitlines()) == 1
+    assert written_in(schema_engine, "release_version", 2) == []

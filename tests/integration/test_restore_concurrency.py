@@ -85,7 +85,7 @@ def test_restore_refuses_when_the_record_changed_after_the_plan(
             restore(session, models.Package, package, to=1, expected=plan)
         session.rollback()
     assert str(refused.value) == CHANGED.format(record="Package 1", tx=3)
-    assert refused.value.exit_code == 4
+    assert refused.value.exit_code == 5
     assert (row(schema_engine, package), version_count(schema_engine)) == (edited, versions)
 
 
