@@ -309,9 +309,7 @@ def restore(
     session.flush()
     plan = plan_restore(session, model, key, to=to, relations=relations, lock=True)
     if expected is not None and _fingerprint(expected) != _fingerprint(plan):
-        raise RestoreConflict(
-            CHANGED.format(record=record_label(model, plan.key), tx=plan.current.transaction_id)
-        )
+        raise _changed(plan)
     # The plan was made in another session: this one may hold the rows as they were
     # before the lock, and the revert only writes what differs from what it holds.
     session.expire_all()
@@ -323,11 +321,7 @@ def restore(
         with session.no_autoflush:
             restored = _revert(session, model, plan.key, plan.target, plan.relations)
             if _staged_rows(session, model, plan.key) != plan.rows:
-                raise RestoreConflict(
-                    CHANGED.format(
-                        record=record_label(model, plan.key), tx=plan.current.transaction_id
-                    )
-                )
+                raise _changed(plan)
             _write_whole_rows(session)
         session.flush()
     except sa.exc.IntegrityError as exc:
@@ -341,6 +335,11 @@ def restore(
 def _fingerprint(plan: RestorePlan) -> tuple[Any, ...]:
     """What must not change between the plan shown and the one carried out."""
     return (plan.current.transaction_id, plan.target.transaction_id, plan.rows)
+
+
+def _changed(plan: RestorePlan) -> RestoreConflict:
+    record = record_label(plan.model, plan.key)
+    return RestoreConflict(CHANGED.format(record=record, tx=plan.current.transaction_id))
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -188,3 +189,50 @@ def wait_until_blocked(engine: sa.Engine, pid: int) -> None:
             conn.rollback()
             pause.wait(0.01)
     raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("sqlite", marks=pytest.mark.sqlite)], indirect=True
+)
+def test_sqlite_restore_waits_behind_an_uncommitted_edit_then_writes_the_whole_target(
+    schema_engine: sa.Engine, db_url: str, package: int
+) -> None:
+    """The same on SQLite: the restore asks for the write lock (``BEGIN IMMEDIATE``, seen
+    through the connection's trace callback) while another connection holds an
+    uncommitted edit of two columns, waits within its busy timeout, and once the edit
+    commits writes the target version exactly."""
+    wanted = target(schema_engine, package, 1)
+    asking = threading.Event()
+    failures: list[BaseException] = []
+    patient = sa.create_engine(db_url, connect_args={"timeout": 60})
+
+    @sa.event.listens_for(patient, "connect")
+    def trace(dbapi_connection: Any, record: Any) -> None:
+        def seen(statement: str) -> None:
+            if statement.startswith("BEGIN IMMEDIATE"):
+                asking.set()
+
+        dbapi_connection.set_trace_callback(seen)
+
+    def restore_in_thread() -> None:
+        try:
+            with Session(patient) as session:
+                restore(session, models.Package, package, to=1)
+                session.commit()
+        except BaseException as exc:  # handed to the test's thread
+            failures.append(exc)
+            asking.set()
+
+    with Session(schema_engine) as other:
+        editing = other.get_one(models.Package, package)
+        editing.summary = "HTTP"
+        editing.homepage = "https://www.python-httpx.org"
+        other.flush()
+        worker = threading.Thread(target=restore_in_thread)
+        worker.start()
+        assert asking.wait(30) and not failures, failures
+        other.commit()
+    worker.join(60)
+    patient.dispose()
+    assert not worker.is_alive() and not failures, failures
+    assert row(schema_engine, package) == wanted
