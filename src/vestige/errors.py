@@ -103,3 +103,12 @@ class UnversionedWriteWarning(UserWarning):
 
     Emitted by the bulk-write guard in ``warn`` mode, its default.
     """
+
+
+class RestoreConflict(VestigeError):
+    """A record changed after its restore was planned, or another transaction holds it.
+
+    Nothing was written; planning again shows what a restore would do now (exit code 5).
+    """
+
+    exit_code = 5
