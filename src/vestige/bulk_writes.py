@@ -16,10 +16,23 @@ with one of three modes, from ``[tool.vestige] bulk_writes`` or passed explicitl
 A statement executed with ``execution_options(vestige_unversioned=True)`` is let
 through silently in every mode, for deliberate maintenance writes.
 
-``version`` mode handles models mapped to one table (joined inheritance is refused with
-an explanation), writes no ``transaction_changes`` rows, and versions the rows a bulk
-UPDATE or DELETE matched when Vestige selected them just before it ran (on PostgreSQL
-they are locked then, in primary-key order).
+``version`` mode writes the versions an ORM change of the same records would:
+
+- An UPDATE that changes primary keys is a delete of each old key and an insert of the
+  new one (a key freed and taken again in one transaction is an update, as Continuum
+  records it).
+- Inheritance: each row is versioned as its own class. Joined inheritance versions every
+  table the class is stored in, whether the statement names the base or a subclass;
+  a single-table subclass's statement versions only that subclass's rows.
+- Refused, with one line saying what to do: a key change in a joined hierarchy, a DELETE
+  on a joined subclass (the database deletes its own table's rows only), a DELETE on a
+  base that matches rows whose subclass table does not cascade the delete, subclasses
+  with tables of their own and no ``polymorphic_on`` column, and a bulk INSERT into
+  several tables whose parameters do not give the keys.
+
+It writes no ``transaction_changes`` rows, and versions the rows a bulk UPDATE or DELETE
+matched when Vestige selected them just before it ran (through the ORM, so a subclass's
+criteria apply; on PostgreSQL they are locked then, in primary-key order).
 """
 
 from __future__ import annotations
@@ -366,10 +379,10 @@ def _version_statement(
         for target, keys in groups.values():
             _write_versions(connection, target, target.keys(keys), tx_id, operation_type)
 
-    moved = [(key, new, m) for key, new, m in rows if new != key]
     if operation == "DELETE":
         write(Operation.DELETE, ((key, m) for key, _, m in rows))
         return None
+    moved = [(key, new, m) for key, new, m in rows if new != key]
     # A changed key is a delete of the old record and an insert of the new one.
     write(Operation.DELETE, ((key, m) for key, _, m in moved))
     result = state.invoke_statement()
@@ -387,6 +400,7 @@ def _key_changes(statement: Any, mapper: orm.Mapper[Any]) -> dict[int, Any]:
 
     A primary key column of a subclass's own table counts as a key change too.
     """
+    # SQLAlchemy has no public accessor for an UPDATE's SET clause.
     values = dict(getattr(statement, "_values", None) or {})
     values.update(getattr(statement, "_ordered_values", None) or ())
     record_key = list(mapper.primary_key)
@@ -424,7 +438,7 @@ def _matching_rows(
     subtables = _has_subtables(mapper)
     keys = _params_keys(state.parameters, mapper)
     if keys is not None and not subtables and not changes:
-        return [(key, key, mapper) for key in sorted(keys, key=repr)]
+        return [(key, key, mapper) for key in keys]
     columns: list[Any] = list(attributes)
     columns += [
         sa.type_coerce(changes[i], key.type) if i in changes else attribute

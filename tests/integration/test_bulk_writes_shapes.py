@@ -26,8 +26,10 @@ import models
 from tests.integration.history_invariants import history_problems
 from vestige.bulk_writes import (
     JOINED_DELETE_MESSAGE,
+    JOINED_INSERT_MESSAGE,
     JOINED_KEY_MESSAGE,
     UNCASCADED_DELETE_MESSAGE,
+    UNTYPED_MESSAGE,
     install_bulk_write_guard,
 )
 from vestige.errors import UnversionedWriteError
@@ -101,7 +103,22 @@ def _declare() -> SimpleNamespace:
         vat: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
         __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": "company"}
 
+    class ShapeNote(Base):
+        """Joined inheritance without a ``polymorphic_on`` column."""
+
+        __tablename__ = "shape_note"
+        __versioned__: ClassVar[dict[str, Any]] = {}
+        id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+        text: Mapped[str] = mapped_column(sa.String(50))
+
+    class ShapeSticky(ShapeNote):
+        __tablename__ = "shape_sticky"
+        id: Mapped[int] = mapped_column(sa.ForeignKey("shape_note.id"), primary_key=True)
+        color: Mapped[str] = mapped_column(sa.String(20))
+
     return SimpleNamespace(
+        Note=ShapeNote,
+        Sticky=ShapeSticky,
         Base=Base,
         Release=ShapeRelease,
         Document=ShapeDocument,
@@ -475,6 +492,45 @@ def test_bulk_insert_into_a_joined_subclass_with_keys(
 
     records = [(shapes.Document, key) for key in (1, 5, 6)]
     _same_as_orm(shape_engine, shapes, _documents(shapes), through_orm, bulk, records)
+
+
+def test_bulk_insert_into_a_joined_subclass_without_keys_is_refused(
+    shape_engine: sa.Engine, shapes: SimpleNamespace, version_mode: None
+) -> None:
+    with Session(shape_engine) as session:
+        with pytest.raises(UnversionedWriteError) as caught:
+            session.execute(sa.insert(shapes.Invoice), [{"title": "t", "amount": 1}])
+        assert str(caught.value) == JOINED_INSERT_MESSAGE.format(model="ShapeInvoice")
+        session.rollback()
+        assert sorted(session.scalars(sa.select(shapes.Document.id))) == []
+
+
+def test_joined_hierarchy_without_polymorphic_on(
+    shape_engine: sa.Engine, shapes: SimpleNamespace
+) -> None:
+    note, sticky = shapes.Note, shapes.Sticky
+    seed = [note(id=1, text="plain"), sticky(id=2, text="sticky", color="yellow")]
+
+    def through_orm(session: Session) -> None:
+        session.get(sticky, 2).color = "red"
+
+    def bulk(session: Session) -> None:
+        # The subclass's own statement: every row it matches is a ShapeSticky.
+        session.execute(sa.update(sticky).values(color="red"))
+        # Through the base, which rows are stickies cannot be told: refused.
+        with pytest.raises(UnversionedWriteError) as caught:
+            session.execute(sa.update(note).values(text="x"))
+        assert str(caught.value) == UNTYPED_MESSAGE.format(operation="UPDATE", model="ShapeNote")
+
+    records = [(note, 1), (sticky, 2)]
+    _same_as_orm(shape_engine, shapes, seed, through_orm, bulk, records)
+    # Without polymorphic loading, versions are the base's: read the subclass's table.
+    sticky_version = version_class(sticky).__table__
+    with shape_engine.connect() as conn:
+        colors = conn.scalars(
+            sa.select(sticky_version.c.color).order_by(sticky_version.c.transaction_id)
+        ).all()
+    assert colors == ["yellow", "red"]
 
 
 # --- single-table inheritance ---------------------------------------------------------
