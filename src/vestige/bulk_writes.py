@@ -440,10 +440,11 @@ def _matching_rows(
     if keys is not None and not subtables and not changes:
         return [(key, key, mapper) for key in keys]
     columns: list[Any] = list(attributes)
-    columns += [
-        sa.type_coerce(changes[i], key.type) if i in changes else attribute
-        for i, (key, attribute) in enumerate(zip(record_key, attributes, strict=True))
-    ]
+    if changes:  # the keys after the statement, computed from the rows as they are now
+        columns += [
+            sa.type_coerce(changes[i], key.type) if i in changes else attribute
+            for i, (key, attribute) in enumerate(zip(record_key, attributes, strict=True))
+        ]
     if subtables:
         columns.append(mapper.polymorphic_on)
     dialect = connection.dialect.name
@@ -467,7 +468,8 @@ def _matching_rows(
         if dialect == "postgresql":
             query = query.with_for_update(of=mapper.local_table)
         for row in connection.execute(query, parameters):
-            key, new = tuple(row[:width]), tuple(row[width : 2 * width])
+            key = tuple(row[:width])
+            new = tuple(row[width : 2 * width]) if changes else key
             row_mapper = mapper.polymorphic_map.get(row[-1], mapper) if subtables else mapper
             rows[key] = (key, new, row_mapper)
     return list(rows.values())
