@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,6 @@ def full_database(migrated_engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]
 
 def _project(tmp_path: Path, template: str, *, fixed: bool) -> Path:
     project = alembic_init(tmp_path / template, template)
-    (project / "conftest.py").write_text(CONFTEST, encoding="utf-8")
     (project / "test_migrations.py").write_text(TESTS, encoding="utf-8")
     if fixed:
         env_py = project / "migrations" / "env.py"
@@ -124,65 +124,62 @@ def _scratch_databases(engine: sa.Engine) -> list[str]:
         )
 
 
-@pytest.mark.parametrize("template", TEMPLATES)
-def test_env_py_that_ignores_the_connection_is_refused_before_anything_runs(
+@pytest.fixture
+def run_kit(
     full_database: dict[str, list[tuple[Any, ...]]],
     migrated_engine: sa.Engine,
     db_url: str,
     tmp_path: Path,
-    template: str,
+) -> Callable[..., tuple[Path, subprocess.CompletedProcess[str]]]:
+    """Run the kit's tests in a new project; afterwards the application's database must be
+    as it was and every scratch database made must be gone."""
+
+    def run(
+        template: str, *, fixed: bool, conftest: str = CONFTEST
+    ) -> tuple[Path, subprocess.CompletedProcess[str]]:
+        project = _project(tmp_path, template, fixed=fixed)
+        (project / "conftest.py").write_text(conftest, encoding="utf-8")
+        scratch_before = _scratch_databases(migrated_engine)
+        result = _pytest(project, _application_url(db_url, template))
+        assert _contents(migrated_engine) == full_database
+        assert _scratch_databases(migrated_engine) == scratch_before
+        return project, result
+
+    return run
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_env_py_that_ignores_the_connection_is_refused_before_anything_runs(
+    run_kit: Callable[..., tuple[Path, subprocess.CompletedProcess[str]]], template: str
 ) -> None:
-    project = _project(tmp_path, template, fixed=False)
-    scratch_before = _scratch_databases(migrated_engine)
-
-    result = _pytest(project, _application_url(db_url, template))
-
-    assert _contents(migrated_engine) == full_database
+    project, result = run_kit(template, fixed=False)
     assert result.returncode == 1, result.stdout
     refusal = ENV_PY_ELSEWHERE.format(env_py=project / "migrations" / "env.py")
     # each of the seven tests fails at setup, with that one line and no traceback
-    assert result.stdout.splitlines().count(str(refusal)) == 7, result.stdout
+    assert result.stdout.splitlines().count(refusal) == 7, result.stdout
     assert "7 errors" in result.stdout and "Traceback" not in result.stdout
-    assert _scratch_databases(migrated_engine) == scratch_before
 
 
 @pytest.mark.parametrize("template", ["generic", "async"])
 def test_env_py_using_the_connection_runs_the_kit_on_a_scratch_database(
-    full_database: dict[str, list[tuple[Any, ...]]],
-    migrated_engine: sa.Engine,
-    db_url: str,
-    tmp_path: Path,
-    template: str,
+    run_kit: Callable[..., tuple[Path, subprocess.CompletedProcess[str]]], template: str
 ) -> None:
-    project = _project(tmp_path, template, fixed=True)
-    scratch_before = _scratch_databases(migrated_engine)
-
-    result = _pytest(project, _application_url(db_url, template))
-
-    assert _contents(migrated_engine) == full_database
+    _, result = run_kit(template, fixed=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "7 passed" in result.stdout
-    assert _scratch_databases(migrated_engine) == scratch_before
 
 
 def test_an_alembic_engine_holding_tables_is_refused(
+    run_kit: Callable[..., tuple[Path, subprocess.CompletedProcess[str]]],
     full_database: dict[str, list[tuple[Any, ...]]],
     migrated_engine: sa.Engine,
-    db_url: str,
-    tmp_path: Path,
 ) -> None:
-    project = _project(tmp_path, "generic", fixed=True)
-    (project / "conftest.py").write_text(
-        CONFTEST
-        + "import os\nimport pytest\nimport sqlalchemy as sa\n\n\n"
-        + "@pytest.fixture\ndef alembic_engine():\n"
-        + '    return sa.create_engine(os.environ["DATABASE_URL"])\n',
-        encoding="utf-8",
+    conftest = CONFTEST + (
+        "import os\nimport pytest\nimport sqlalchemy as sa\n\n\n"
+        "@pytest.fixture\ndef alembic_engine():\n"
+        '    return sa.create_engine(os.environ["DATABASE_URL"])\n'
     )
-
-    result = _pytest(project, db_url)
-
-    assert _contents(migrated_engine) == full_database
+    _, result = run_kit("generic", fixed=True, conftest=conftest)
     assert result.returncode == 1
     tables = ", ".join(sorted(full_database))
     refusal = NOT_EMPTY.format(url=migrated_engine.url.render_as_string(), tables=tables)
