@@ -49,9 +49,10 @@ def sqlite_file(url: str | sa.URL) -> Path | None:
     if parsed.get_backend_name() != "sqlite":
         return None
     database = parsed.database or ""
-    if database.startswith("file:"):  # a URI filename (?uri=true)
+    if database.startswith("file:") and parsed.query.get("uri") == "true":
         uri = urlsplit(database)
-        if parse_qs(uri.query).get("mode") == ["memory"] or uri.path in ("", ":memory:"):
+        mode = parsed.query.get("mode") or parse_qs(uri.query).get("mode", [""])[0]
+        if mode == "memory" or uri.path in ("", ":memory:"):
             return None
         return Path(uri.path)
     if database in ("", ":memory:"):

@@ -14,9 +14,11 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 
+from vestige.database import sqlite_file
 from vestige.errors import DatabaseError, PrunerBusy
 
 __all__ = ["ADVISORY_LOCK_KEY", "BUSY_MESSAGE", "LOCK_FILE_FAILED", "LOCK_SUFFIX", "pruner_lock"]
@@ -45,7 +47,7 @@ def pruner_lock(engine: sa.Engine) -> Iterator[None]:
         with _advisory_lock(engine):
             yield
     elif engine.dialect.name == "sqlite":
-        with _file_lock(engine.url.database):
+        with _file_lock(sqlite_file(engine.url)):
             yield
     else:
         yield
@@ -66,13 +68,13 @@ def _advisory_lock(engine: sa.Engine) -> Iterator[None]:
 
 
 @contextmanager
-def _file_lock(database: str | None) -> Iterator[None]:
-    if not database or database == ":memory:" or database.startswith("file:"):
+def _file_lock(database: Path | None) -> Iterator[None]:
+    if database is None:
         # a private in-memory database cannot be shared with another pruner
         yield
         return
     path = os.path.realpath(database) + LOCK_SUFFIX
-    fd = _acquire(path, where=os.path.basename(database))
+    fd = _acquire(path, where=database.name)
     try:
         yield
     finally:

@@ -87,8 +87,12 @@ def test_a_symlinked_path_shares_the_lock(history_engine: sa.Engine, tmp_path: P
         prune(through_link, POLICY, now=LATER, pause=0)
     with pruner_lock(through_link), pytest.raises(PrunerBusy):
         prune(history_engine, POLICY, now=LATER, pause=0)
+    as_uri = sa.create_engine(f"sqlite:///file:{link}?uri=true")  # a URI filename, too
+    with pruner_lock(as_uri), pytest.raises(PrunerBusy):
+        prune(history_engine, POLICY, now=LATER, pause=0)
     assert list(link.parent.iterdir()) == [link]  # the lock is beside the real file
     through_link.dispose()
+    as_uri.dispose()
 
 
 @SQLITE_ONLY
