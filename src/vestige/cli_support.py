@@ -15,6 +15,7 @@ import click
 import sqlalchemy as sa
 
 from vestige.config import Settings, render_url
+from vestige.database import SERVER_HINT, database_hint, open_engine
 from vestige.errors import DatabaseError, VestigeError, first_line
 from vestige.registry import import_models
 
@@ -29,13 +30,10 @@ class ErrorTranslatingGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except sa.exc.OperationalError as exc:
-            url = ctx.find_object(Project)
-            where = f" at {render_url(url.settings.database_url)}" if url else ""
-            click.echo(
-                f"error: database error{where}: {first_line(exc)}; check DATABASE_URL and that the "
-                "server is running",
-                err=True,
-            )
+            project = ctx.find_object(Project)
+            where = f" at {render_url(project.settings.database_url)}" if project else ""
+            hint = database_hint(project.settings.database_url, exc) if project else SERVER_HINT
+            click.echo(f"error: database error{where}: {first_line(exc)}; {hint}", err=True)
             ctx.exit(DatabaseError.exit_code)
 
 
@@ -51,7 +49,7 @@ class Project:
 
     @contextmanager
     def engine(self) -> Iterator[sa.Engine]:
-        engine = sa.create_engine(self.settings.database_url)
+        engine = open_engine(self.settings.database_url)
         try:
             yield engine
         finally:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -171,7 +171,7 @@ def prune(
 
     Raises:
         ConfigError: A bad batch size or a policy naming unknown models.
-        PrunerBusy: Another pruner is running on this database.
+        PrunerBusy: Another pruner is running on this database (not for a dry run).
     """
     if batch_size < 1:
         raise ConfigError(f"the batch size must be at least 1, not {batch_size}")
@@ -184,7 +184,8 @@ def prune(
     transactions: sa.Table = versioning_manager.transaction_cls.__table__
     references, dependents = _transaction_tables(transactions, targets)
     notify = on_progress or (lambda progress: None)
-    with pruner_lock(engine), engine.connect() as conn:
+    # a dry run only reads: it takes no lock (and makes no lock file)
+    with nullcontext() if dry_run else pruner_lock(engine), engine.connect() as conn:
         if pause is None:
             pause = SQLITE_PAUSE if engine.dialect.name == "sqlite" else 0.0
         run = _Run(conn, transactions, now, batch_size, notify, pause)

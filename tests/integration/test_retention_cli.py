@@ -187,6 +187,7 @@ def test_a_database_error_exits_1(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, policy_file: Path
 ) -> None:
     if backend == "sqlite":
+        (tmp_path / "empty.db").touch()
         url = f"sqlite:///{tmp_path / 'empty.db'}"
     else:
         server: sa.URL = request.getfixturevalue("postgres_database")
