@@ -7,9 +7,13 @@ own file) and on PostgreSQL (``DATABASE_URL``).
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import sqlalchemy as sa
@@ -368,3 +372,52 @@ def test_exercise_4_prunes_and_its_check_catches_broken_history(
     assert code == 0, output
     if not pruned_by_vestige:
         pytest.skip(f"{PRUNE_MISSING}: checked against a prune made by hand only")
+
+
+# --- the kit's db.py: the errors a learner's script meets, as one line ---------------------
+
+
+def load_kit_db(monkeypatch: pytest.MonkeyPatch, db_url: str, folder: Path) -> ModuleType:
+    """``exercise/db.py`` as a script imports it, from a copy in ``folder``, on ``db_url``."""
+    shutil.copy(ROOT / "workshop" / "exercise-1" / "start" / "db.py", folder / "db.py")
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # db.py replaces it
+    spec = importlib.util.spec_from_file_location("learner_db", folder / "db.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kit_turns_the_usual_errors_into_one_line_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, db_url: str, tmp_path: Path
+) -> None:
+    db = load_kit_db(monkeypatch, db_url, tmp_path)
+    assert sys.excepthook is db._explain
+    table = sa.Table("package", sa.MetaData(), sa.Column("name", sa.String(10), unique=True))
+
+    def error(statement: sa.Executable) -> sa.exc.DBAPIError:
+        with pytest.raises(sa.exc.DBAPIError) as caught, db.engine.begin() as connection:
+            connection.execute(statement)
+        return caught.value
+
+    try:
+        transaction = sa.table("transaction", sa.column("id"))
+        assert db.hint(error(sa.select(transaction.c.id))) == db.NO_VERSION_TABLES.format(
+            table="transaction", rebuild=db.REBUILD_SCHEMA
+        )
+        assert db.hint(error(sa.select(table.c.name))) == db.NO_TABLE.format(
+            table="package", create=db.CREATE_SCHEMA
+        )
+        table.create(db.engine)
+        with db.engine.begin() as connection:
+            connection.execute(table.insert().values(name="flask"))
+        assert db.hint(error(table.insert().values(name="flask"))) == db.DUPLICATE_ROWS
+        # in exercises 3 and 4 the schema comes from Alembic
+        (tmp_path / "alembic.ini").write_text("")
+        assert db.hint(error(sa.select(transaction.c.id))) == db.NO_VERSION_TABLES.format(
+            table="transaction", rebuild=db.REBUILD_MIGRATED
+        )
+        assert db.hint(ValueError("anything else")) is None
+    finally:
+        db.engine.dispose()
