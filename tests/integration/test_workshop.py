@@ -421,3 +421,20 @@ def test_kit_turns_the_usual_errors_into_one_line_with_the_fix(
         assert db.hint(ValueError("anything else")) is None
     finally:
         db.engine.dispose()
+
+
+def test_kit_says_when_the_database_is_out_of_reach(
+    monkeypatch: pytest.MonkeyPatch, backend: str, tmp_path: Path
+) -> None:
+    unreachable = {
+        "sqlite": f"sqlite:///{tmp_path / 'no such folder' / 'vestige.db'}",
+        "postgresql": "postgresql+psycopg2://learner:s3cret@127.0.0.1:1/workshop",
+    }[backend]
+    db = load_kit_db(monkeypatch, unreachable, tmp_path)
+    with pytest.raises(sa.exc.DBAPIError) as caught:
+        db.reset()
+    line = db.hint(caught.value)
+    shown = sa.make_url(unreachable).render_as_string(hide_password=True)
+    assert line is not None and line.startswith(f"cannot reach the database at {shown}: ")
+    assert line.endswith("check DATABASE_URL (for PostgreSQL: docker compose up -d db)")
+    assert "s3cret" not in line

@@ -7,8 +7,8 @@ from an empty database (on SQLite or PostgreSQL alike)::
 
 It prints what to run next. Importing this module also turns the errors learners
 usually meet (a name used before it is defined, a table not created yet, rows that are
-there already) into one line saying what to do; WORKSHOP_TRACEBACK=1 shows the whole
-traceback instead.
+there already, a database out of reach) into one line saying what to do;
+WORKSHOP_TRACEBACK=1 shows the whole traceback instead.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ STALE_REVISION = (
 DUPLICATE_ROWS = (
     "those rows are in the database already (a script run twice?); to start over: " + START_OVER
 )
+UNREACHABLE = (
+    "cannot reach the database at {url}: {error}; check DATABASE_URL "
+    "(for PostgreSQL: docker compose up -d db)"
+)
 REBUILD_SCHEMA = "python schema.py drop; python schema.py create; python run.py"
 REBUILD_MIGRATED = "python db.py reset; alembic upgrade head"
 CREATE_SCHEMA = "python schema.py create"
@@ -88,6 +92,9 @@ def hint(error: BaseException, where: str = "") -> str | None:
         "UNIQUE" in first or "unique constraint" in first
     ):
         return DUPLICATE_ROWS
+    if isinstance(error, sa.exc.DBAPIError) and error.statement is None:  # while connecting
+        url = engine.url.render_as_string(hide_password=True)
+        return UNREACHABLE.format(url=url, error=first)
     if isinstance(error, sa.exc.DBAPIError) and (found := _MISSING_TABLE.search(first)):
         table = (found.group(1) or found.group(2)).rsplit(".", 1)[-1]
         if table == "transaction" or table.endswith("_version"):
