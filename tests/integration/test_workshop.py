@@ -296,6 +296,14 @@ def test_exercise_from_start_to_solution(
         for argv in (["python", "db.py", "reset"], ["alembic", "upgrade", "head"]):
             subprocess.run(argv, cwd=clone / "exercise", env=env, check=True, capture_output=True)
         assert check(3, clone, env).done
+        # autogenerate says what it compares, without a "setting up autogenerate plugin" line
+        # per plugin
+        compared = subprocess.run(
+            ["alembic", "check"], cwd=clone / "exercise", env=env, capture_output=True, text=True
+        )
+        assert compared.returncode == 0, compared.stderr
+        assert "No new upgrade operations detected." in compared.stdout
+        assert "autogenerate plugin" not in compared.stderr
 
 
 def test_exercise_4_prunes_and_its_check_catches_broken_history(

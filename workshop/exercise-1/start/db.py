@@ -38,7 +38,7 @@ NEXT = "next: {commands}"
 START_OVER = "python db.py reset (it says what to run next)"
 
 NOT_DEFINED = (
-    "{where}: {error}: define it above the line that uses it "
+    "{where}: {error}: define or import it above the line that uses it "
     "(Python runs a file from top to bottom)"
 )
 NO_VERSION_TABLES = (
@@ -106,7 +106,7 @@ def hint(error: BaseException, where: str = "") -> str | None:
 
 def _explain(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
     frames = [frame for frame in traceback.extract_tb(tb) if frame.filename.startswith(str(HERE))]
-    where = f"{Path(frames[-1].filename).name} line {frames[-1].lineno}" if frames else ""
+    where = f"{Path(frames[-1].filename).name} line {frames[-1].lineno}" if frames else "here"
     line = None if os.environ.get("WORKSHOP_TRACEBACK") else hint(error, where)
     if line is None:
         sys.__excepthook__(kind, error, tb)
