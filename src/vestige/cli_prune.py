@@ -14,7 +14,7 @@ from rich.table import Table
 
 from vestige.cli_support import Project, models_option
 from vestige.errors import ConfigError, DatabaseError, first_line
-from vestige.policy import load_policy
+from vestige.policy import Policy, load_policy
 from vestige.retention import DEFAULT_BATCH_SIZE, PruneReport
 from vestige.retention import Progress as PruneProgress
 from vestige.retention import prune as prune_history
@@ -25,7 +25,7 @@ NEEDS_YES = (
     "refusing to delete history without confirmation: not on a terminal, so pass --yes "
     "(or --dry-run to see what would go)"
 )
-CONFIRM = "Delete the history the policy allows from {url}?"
+CONFIRM = "Delete {versions:,} version rows and {transactions:,} transactions from {url}?"
 DECLINED = "nothing was deleted"
 BAD_BATCH_SIZE = "--batch-size must be a whole number >= 1, not {value!r}"
 DRY_RUN_SUMMARY = (
@@ -97,22 +97,35 @@ def prune(
     if not dry_run and not yes:
         if not stdin_is_terminal():
             raise ConfigError(NEEDS_YES)
-        if not click.confirm(CONFIRM.format(url=url), err=True):
+        # The question says how much goes: a dry run counts it first.
+        preview = _run(project, policy, url, size, dry_run=True, progress=False)
+        asked = CONFIRM.format(
+            versions=preview.versions_deleted,
+            transactions=preview.transactions_deleted,
+            url=url,
+        )
+        if not click.confirm(asked, err=True):
             click.echo(DECLINED, err=True)
             raise SystemExit(1)
-    console = Console(stderr=True)
-    try:
-        with project.engine() as engine, _ProgressBar(console, stderr_is_terminal()) as bar:
-            report = prune_history(
-                engine, policy, dry_run=dry_run, batch_size=size, on_progress=bar.update
-            )
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(DATABASE_FAILED.format(url=url, reason=first_line(exc))) from None
+    report = _run(project, policy, url, size, dry_run=dry_run, progress=stderr_is_terminal())
     if as_json:
         click.echo(json.dumps(report.to_json()))
     else:
         out = Console()
         _print_report(out if out.is_terminal else Console(width=REPORT_WIDTH), report)
+
+
+def _run(
+    project: Project, policy: Policy, url: str, size: int, dry_run: bool, progress: bool
+) -> PruneReport:
+    console = Console(stderr=True)
+    try:
+        with project.engine() as engine, _ProgressBar(console, progress) as bar:
+            return prune_history(
+                engine, policy, dry_run=dry_run, batch_size=size, on_progress=bar.update
+            )
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseError(DATABASE_FAILED.format(url=url, reason=first_line(exc))) from None
 
 
 def _batch_size(value: str) -> int:

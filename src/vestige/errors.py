@@ -50,6 +50,13 @@ class DatabaseError(VestigeError):
     exit_code = 1
 
 
+VERSION_TABLES_MISSING = (
+    "version tables missing from the model metadata: {tables}; call configure_mappers() "
+    "(sqlalchemy.orm's or vestige.versioning's: either does) once every model is declared, "
+    "in the models module env.py imports (Vestige's README.md, section Migrations)"
+)
+
+
 class VersionTablesMissing(VestigeError, CommandError):
     """Versioned models whose version tables are absent from the metadata.
 
@@ -63,11 +70,7 @@ class VersionTablesMissing(VestigeError, CommandError):
 
     def __init__(self, tables: Sequence[str]) -> None:
         self.tables = sorted(tables)
-        super().__init__(
-            f"version tables missing from the model metadata: {', '.join(self.tables)}; "
-            "import your models and call vestige.versioning.configure_mappers() before "
-            "autogenerate (see README, Migrations)"
-        )
+        super().__init__(VERSION_TABLES_MISSING.format(tables=", ".join(self.tables)))
 
 
 class RecordNotFound(VestigeError):
