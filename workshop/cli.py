@@ -5,6 +5,7 @@ Thin: each command calls one function of the workshop package and prints its res
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -21,6 +22,7 @@ from workshop.git import Git
 from workshop.walkthrough import (
     PRUNE_MISSING,
     Check,
+    Command,
     StepFailed,
     learner_environment,
     play,
@@ -86,11 +88,22 @@ def check(number: int) -> None:
             click.echo(messages.STEP_TODO.format(index=index, step=step.name, hint=step.hint))
     if not report.done:
         passed = sum(step.done for step in report.steps)
-        click.echo(messages.CHECK_NOT_DONE.format(passed=passed, total=report.total, number=number))
+        click.echo(
+            messages.CHECK_NOT_DONE.format(
+                passed=passed, total=report.total, command=_this_command(), number=number
+            )
+        )
         raise SystemExit(1)
     click.echo(messages.CHECK_DONE.format(number=number))
     last = number == EXERCISES[-1].number
     click.echo(messages.CHECK_LAST if last else messages.CHECK_NEXT.format(next=number + 1))
+
+
+def _this_command() -> str:
+    """``scripts/workshop`` as the learner can type it from here (``../`` from exercise/)."""
+    here = Path.cwd().resolve()
+    path = os.path.relpath(Git(here).root.resolve() / "scripts" / "workshop", here)
+    return path if path.startswith((".", "/")) else f"./{path}"
 
 
 @main.command()
@@ -122,14 +135,15 @@ def walkthrough(keep: bool) -> None:
         for step in played:
             if not step.as_expected:
                 failures += 1
-                expected = step.step.expected if isinstance(step.step, Check) else None
-                click.echo(f"  check {item.number} said {step.hint!r}, expected {expected!r}")
+                expected = getattr(step.step, "expected", None)
+                click.echo(f"  {step.step}: said {step.hint!r}, expected {expected!r}")
         if not prune_available() and item.number == 4:
             click.echo(f"  stopped before vestige prune: {PRUNE_MISSING}")
-        commands = sum(not isinstance(step.step, Check) for step in played)
+        commands = sum(isinstance(step.step, Command) for step in played)
+        checks = sum(isinstance(step.step, Check) for step in played)
         click.echo(
             f"exercise {item.number}: {commands} commands, "
-            f"{len(played) - commands} checks, {time.perf_counter() - begun:.1f} s"
+            f"{checks} checks, {time.perf_counter() - begun:.1f} s"
         )
     click.echo(f"all exercises: {time.perf_counter() - started:.1f} s")
     if keep:

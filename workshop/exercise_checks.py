@@ -51,6 +51,8 @@ def _foreign_keys(context: Context) -> str | None:
 def _rows(context: Context) -> str | None:
     for table, minimum in MINIMUM_ROWS.items():
         count = context.db.count(table)
+        if count == 0:
+            return messages.NO_ROWS.format(table=table, minimum=minimum)
         if count < minimum:
             return messages.TOO_FEW_ROWS.format(table=table, count=count, minimum=minimum)
     return None
@@ -112,6 +114,22 @@ def _reverted(context: Context) -> str | None:
 
 
 # --- exercise 3: migrations -----------------------------------------------------------
+
+
+def _known_revision(context: Context) -> str | None:
+    if "alembic_version" not in context.tables:
+        return None
+    try:
+        known = {script.revision for script in context.scripts.walk_revisions()}
+    except Exception:  # unreadable revisions: the step that reads them says so
+        return None
+    rows = context.db.rows("alembic_version", ["version_num"])
+    stale = [row["version_num"] for row in rows if row["version_num"] not in known]
+    if not stale:
+        return None
+    return messages.STALE_REVISION.format(
+        revision=", ".join(stale), then=messages.STALE_THEN[context.number]
+    )
 
 
 def _revision_sources(context: Context) -> tuple[list[str], list[str]]:
@@ -271,6 +289,7 @@ STEPS: Mapping[int, Sequence[tuple[str, StepFunction]]] = {
         ("a change was reverted", _reverted),
     ),
     3: (
+        ("the database is at a revision migrations/versions holds", _known_revision),
         ("an initial revision", _initial_revision),
         ("the initial revision creates the version tables", _initial_has_history),
         ("the database is migrated", _migrated),
@@ -280,6 +299,7 @@ STEPS: Mapping[int, Sequence[tuple[str, StepFunction]]] = {
         ("the database is at head", _at_head),
     ),
     4: (
+        ("the database is at a revision migrations/versions holds", _known_revision),
         ("there is history to prune", _history),
         ("a retention policy", _policy),
         ("the history was pruned", _pruned),

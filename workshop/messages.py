@@ -35,7 +35,7 @@ CHECK_DONE = "Exercise {number} is done."
 CHECK_NEXT = "Next: git checkout exercise-{next}"
 CHECK_LAST = "That was the last exercise: well done."
 CHECK_NOT_DONE = (
-    "Not done yet ({passed} of {total} steps). Run ./scripts/workshop check {number} again "
+    "Not done yet ({passed} of {total} steps). Run {command} check {number} again "
     "once you have done it."
 )
 
@@ -66,6 +66,10 @@ NO_FOREIGN_KEY = (
     "{table} has no foreign key to {referred}: declare {table}.{column} with "
     'sa.ForeignKey("{referred}.id"), then python schema.py drop; python schema.py create'
 )
+NO_ROWS = (
+    "{table} has no rows: did run.py call session.commit()? Without it the session "
+    "throws its inserts away. Add at least {minimum} in run.py, commit, then python run.py"
+)
 TOO_FEW_ROWS = (
     "{table} has {count} row(s), at least {minimum} needed: add them in run.py, then python run.py"
 )
@@ -76,7 +80,10 @@ NO_VERSION_TABLE = (
     "__versioned__ = {{}}, call configure_mappers() after them, then "
     "python schema.py drop; python schema.py create"
 )
-NO_OPERATION = "no {operation} recorded in the version tables: {fix}, then python crud.py"
+NO_OPERATION = (
+    "no {operation} recorded in the version tables: {fix}, then python crud.py "
+    "(no commit, no history: did crud.py call session.commit()?)"
+)
 OPERATION_FIX = {
     "insert": "add a package in crud.py and commit",
     "update": "change a package's summary in crud.py and commit",
@@ -88,6 +95,11 @@ NO_REVERT = (
 )
 
 # --- exercise 3: migrations -------------------------------------------------------------
+STALE_REVISION = (
+    "the database is at revision {revision}, which migrations/versions does not hold "
+    "(left by another exercise?): python db.py reset; {then}"
+)
+STALE_THEN = {3: "alembic upgrade head", 4: "alembic upgrade head; python make_history.py"}
 NO_REVISION = (
     "no revision in migrations/versions: start from an empty database (python db.py reset), "
     'then alembic revision --autogenerate -m "initial DB"'

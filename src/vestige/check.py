@@ -15,7 +15,10 @@ One call, :func:`check`, returns a list of :class:`Finding` (empty when all is w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import configparser
+import os
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from vestige import native
 from vestige.errors import ConfigError
@@ -156,25 +160,77 @@ def models_metadata() -> sa.MetaData:
     return next(iter(found.values()))
 
 
-def project_alembic_config(project_root: Path, database_url: str) -> Config:
-    """The project's Alembic config (``alembic.ini``, else ``[tool.alembic]``), on this URL.
+NO_ALEMBIC_CONFIG = (
+    "no Alembic configuration in {root}: add alembic.ini or [tool.alembic] to pyproject.toml, "
+    "or name the file with -c or ALEMBIC_CONFIG"
+)
+NO_CONFIG_FILE = "no Alembic config file at {path}; check -c or ALEMBIC_CONFIG"
+BAD_CONFIG = "the Alembic configuration cannot be read: {reason}"
+
+
+def project_alembic_config(
+    project_root: Path,
+    database_url: str | None = None,
+    *,
+    config_files: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """The project's Alembic config, read as the ``alembic`` command reads it.
+
+    Like ``alembic``, it reads an ini file and ``[tool.alembic]`` of a pyproject.toml,
+    either or both: the files named (``-c``, up to once each), else ``ALEMBIC_CONFIG``
+    (either kind), else ``alembic.ini`` and ``pyproject.toml`` of ``project_root``.
+    Options in the ini file win, as they do for ``alembic``.
+
+    Args:
+        project_root: The directory of the project's pyproject.toml.
+        database_url: Set as ``sqlalchemy.url`` when given.
+        config_files: Files named on the command line (``-c``), relative to the cwd.
+        environ: The environment (default ``os.environ``), for ``ALEMBIC_CONFIG``.
 
     Raises:
-        ConfigError: Neither exists.
+        ConfigError: A file named does not exist, a file cannot be parsed, or nothing
+            gives a ``script_location``.
     """
-    ini = project_root / "alembic.ini"
-    pyproject = project_root / "pyproject.toml"
-    if ini.is_file():
-        config = Config(str(ini))
-    elif pyproject.is_file() and "[tool.alembic]" in pyproject.read_text(encoding="utf-8"):
-        config = Config(toml_file=str(pyproject))
-    else:
-        raise ConfigError(
-            f"no Alembic configuration in {project_root}: add alembic.ini or [tool.alembic] "
-            "to pyproject.toml"
-        )
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    env = os.environ if environ is None else environ
+    ini, toml = _alembic_files(project_root, config_files, env.get("ALEMBIC_CONFIG"))
+    config = Config(
+        file_=str(ini) if ini and ini.is_file() else None,
+        toml_file=str(toml) if toml and toml.is_file() else None,
+    )
+    try:
+        location = config.get_alembic_option("script_location")
+    except (configparser.Error, tomllib.TOMLDecodeError, UnicodeDecodeError, CommandError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(BAD_CONFIG.format(reason=reason)) from None
+    if not location:
+        raise ConfigError(NO_ALEMBIC_CONFIG.format(root=project_root))
+    if database_url is not None:
+        config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
+
+
+def _alembic_files(
+    project_root: Path, named: Sequence[str], from_environ: str | None
+) -> tuple[Path | None, Path | None]:
+    """``(ini file, pyproject.toml)`` as alembic's command line picks them."""
+    ini: Path | None = project_root / "alembic.ini"
+    toml: Path | None = project_root / "pyproject.toml"
+    given = list(named) or ([from_environ] if from_environ else [])
+    if given:
+        # a file named replaces the default of its kind only, as for `alembic -c`
+        for name in given:
+            if not Path(name).is_file():
+                raise ConfigError(NO_CONFIG_FILE.format(path=name))
+        tomls = [Path(name) for name in given if Path(name).name == "pyproject.toml"]
+        inis = [Path(name) for name in given if Path(name).name != "pyproject.toml"]
+        if len(tomls) > 1 or len(inis) > 1:
+            raise ConfigError(
+                BAD_CONFIG.format(reason="name at most one ini file and one pyproject.toml")
+            )
+        ini = inis[0] if inis else ini
+        toml = tomls[0] if tomls else toml
+    return ini, toml
 
 
 def check(

@@ -23,9 +23,24 @@ LINT_NOTHING = "lint: no pending revision takes a long lock"
     is_flag=True,
     help="Also lint pending revisions for long locks (PostgreSQL, needs squawk-cli).",
 )
+@click.option(
+    "-c",
+    "--config",
+    "alembic_files",
+    multiple=True,
+    metavar="FILE",
+    help="Alembic config file, as for alembic -c (default: ALEMBIC_CONFIG, else "
+    "alembic.ini and [tool.alembic] of pyproject.toml).",
+)
 @models_option
 @click.pass_obj
-def check(project: Project, as_json: bool, lint: bool, models_module: str | None) -> None:
+def check(
+    project: Project,
+    as_json: bool,
+    lint: bool,
+    alembic_files: tuple[str, ...],
+    models_module: str | None,
+) -> None:
     """Check that the database is at head and versioning matches the models.
 
     One line per finding (table: problem; fix: what to run).
@@ -36,7 +51,9 @@ def check(project: Project, as_json: bool, lint: bool, models_module: str | None
         vestige check --json --lint
     """
     project.load_models(models_module)
-    config = project_alembic_config(project.settings.project_root, project.settings.database_url)
+    config = project_alembic_config(
+        project.settings.project_root, project.settings.database_url, config_files=alembic_files
+    )
     metadata = models_metadata()
     with project.engine() as engine:
         report = run_check(config, engine, metadata)

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import orm
 
+from vestige.cli_prune import stdin_is_terminal
 from vestige.cli_support import Project, models_option, pass_project
 from vestige.errors import ConfigError, RecordNotFound, exit_codes_help
 from vestige.history import (
@@ -38,7 +39,7 @@ from vestige.history import (
     record_label,
 )
 from vestige.registry import resolve_model
-from vestige.restore import RestorePlan, plan_restore, restore
+from vestige.restore import Action, RestorePlan, RowChange, plan_restore, restore
 from vestige.versioning import actor, versioning_manager
 
 __all__ = ["history_command", "parse_key", "parse_user", "parse_when", "restore_command"]
@@ -68,6 +69,10 @@ RESTORING = "restore {record} to its version of transaction {tx} ({issued}, {use
 RESTORED = "restored {record} to its version of transaction {tx}, in transaction {new_tx}"
 WITH_RELATIONS = "  with relations: {names} (as they were at transaction {tx})"
 CONFIRM = "Restore?"
+RESTORE_NEEDS_YES = (
+    "refusing to restore without confirmation: not on a terminal, so pass --yes "
+    "(or --dry-run to see the plan)"
+)
 
 
 @click.command("history", epilog=exit_codes_help("history"))
@@ -166,7 +171,10 @@ def _history(
     help="Record the restore as made by this user (transaction.user_id).",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be restored; change nothing.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed off a terminal)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan and the result as JSON.")
 @models_option
 @pass_project
 def _restore(
@@ -178,12 +186,15 @@ def _restore(
     user_text: str | None,
     dry_run: bool,
     yes: bool,
+    as_json: bool,
     models_module: str | None,
 ) -> None:
     """Bring a record back to its state at a transaction, or undelete it.
 
-    Refuses, changing nothing, when the history the restore needs has been pruned.
-    The restore is written as a new version, like any other change.
+    The plan lists every row of the record and of each --with relation that the
+    restore inserts, updates or deletes. Refuses, changing nothing, when the history
+    the restore needs has been pruned, or when the record changed after the plan was
+    shown. The restore is written as a new version, like any other change.
 
     \b
     Examples:
@@ -195,22 +206,36 @@ def _restore(
     key = parse_key(model, key_text)
     to = parse_when(to_text)
     user_id = None if user_text is None else parse_user(user_text)
+    if not dry_run and not yes and not stdin_is_terminal():
+        raise ConfigError(RESTORE_NEEDS_YES)
     with _session(project) as session:
-        plan = plan_restore(session, model, key, to=to, relations=relations)
+        # With --yes the plan shown is the one written: the record stays locked between.
+        plan = plan_restore(
+            session, model, key, to=to, relations=relations, lock=yes and not dry_run
+        )
         record = record_label(model, plan.key)
-        if not plan.changes and not plan.relations and not plan.undeletes:
-            click.echo(NOTHING_TO_RESTORE.format(record=record, when=describe_when(to)))
+        if not plan.rows or dry_run:
+            nothing = NOTHING_TO_RESTORE.format(record=record, when=describe_when(to))
+            text = _plan_text(plan, WOULD_RESTORE) if plan.rows else nothing
+            _emit_restore(as_json, plan, None, text)
             return
-        click.echo(_plan_text(plan, WOULD_RESTORE if dry_run else RESTORING))
-        if dry_run:
-            return
+        text = _plan_text(plan, RESTORING)
+        if not as_json:
+            click.echo(text)
         if not yes:
-            click.confirm(CONFIRM, abort=True)
+            if as_json:
+                click.echo(text, err=True)
+            # Nobody holds the record while a person reads the plan; the restore checks
+            # under its lock that the plan is still true.
+            session.rollback()
+            click.confirm(CONFIRM, abort=True, err=as_json)
         with actor(user_id=user_id):
-            restore(session, model, key, to=to, relations=relations)
+            result = restore(session, model, key, to=to, relations=relations, expected=plan)
             session.commit()
-        new_tx = history(session, model, key, limit=1)[0].transaction_id
-        click.echo(RESTORED.format(record=record, tx=plan.target.transaction_id, new_tx=new_tx))
+        done = RESTORED.format(
+            record=record, tx=plan.target.transaction_id, new_tx=result.transaction_id
+        )
+        _emit_restore(as_json, plan, result.transaction_id, done)
 
 
 history_command: click.Command = _history
@@ -405,12 +430,32 @@ def _plan_text(plan: RestorePlan, template: str) -> str:
             user=target.user or "no user",
         )
     ]
-    lines += [f"  {_change_line(change)}" for change in plan.changes]
+    for row in plan.rows:
+        lines.append(f"  {row.action.value} {row.label}")
+        lines += [f"    {_row_change_line(row, change)}" for change in row.changes]
     if plan.relations:
         lines.append(
             WITH_RELATIONS.format(names=", ".join(plan.relations), tx=target.transaction_id)
         )
     return "\n".join(lines)
+
+
+def _row_change_line(row: RowChange, change: Change) -> str:
+    """``name: old -> new`` for an update; the one value for an insert or a delete."""
+    if row.action is Action.UPDATE:
+        return _change_line(change)
+    value = change.old if row.action is Action.DELETE else change.new
+    return f"{change.field}: {show(value)}"
+
+
+def _emit_restore(as_json: bool, plan: RestorePlan, new_tx: int | None, text: str) -> None:
+    """The plan and what was written: one JSON object, or the text."""
+    if not as_json:
+        click.echo(text)
+        return
+    written = None if new_tx is None else {"restored": True, "transaction_id": new_tx}
+    payload = {"plan": plan.to_dict(), "result": written}
+    click.echo(json.dumps(payload, indent=2, default=_json_default))
 
 
 def _emit(as_json: bool, payload: Any, heading: str, table: RenderableType) -> None:

@@ -20,8 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from vestige.cli_support import Project, database_error, models_option
-from vestige.errors import ConfigError, DatabaseError, Declined, Interrupted, exit_codes_help
-from vestige.policy import load_policy
+from vestige.errors import ConfigError, Declined, Interrupted, exit_codes_help
+from vestige.policy import Policy, load_policy
 from vestige.retention import DEFAULT_BATCH_SIZE, TRANSACTION_PHASE, PruneReport
 from vestige.retention import Progress as PruneProgress
 from vestige.retention import prune as prune_history
@@ -32,7 +32,7 @@ NEEDS_YES = (
     "refusing to delete history without confirmation: not on a terminal, so pass --yes "
     "(or --dry-run to see what would go)"
 )
-CONFIRM = "Delete the history the policy allows from {url}?"
+CONFIRM = "Delete {versions:,} version rows and {transactions:,} transactions from {url}?"
 DECLINED = "declined at the prompt; nothing was deleted"
 MAX_BATCH_SIZE = 1_000_000_000
 BAD_BATCH_SIZE = "--batch-size must be a whole number from 1 to {limit:,}, not {value!r}"
@@ -45,10 +45,6 @@ RUN_SUMMARY = (
 )
 REPORT_WIDTH = 120
 AFTER_FAILURE = "; nothing past the last committed batch changed"
-CANNOT_WRITE = (
-    "cannot write {path}: {reason}; the pruner writes its lock file beside the database, "
-    "so its directory must exist and be writable"
-)
 INTERRUPTED = "interrupted after {batches}; run it again to finish"
 STOPPING = "stopping after the current batch (press Ctrl-C again to stop at once)"
 #: Test-only: pause after the first committed batch, say so on stderr and wait for a
@@ -115,14 +111,32 @@ def prune(
     if not dry_run and not yes:
         if not stdin_is_terminal():
             raise ConfigError(NEEDS_YES)
-        if not click.confirm(CONFIRM.format(url=url), err=True):
+        # The question says how much goes: a dry run counts it first.
+        preview = _run(project, policy, url, size, dry_run=True, progress=False)
+        asked = CONFIRM.format(
+            versions=preview.versions_deleted,
+            transactions=preview.transactions_deleted,
+            url=url,
+        )
+        if not click.confirm(asked, err=True):
             raise Declined(DECLINED)
+    report = _run(project, policy, url, size, dry_run=dry_run, progress=stderr_is_terminal())
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+    else:
+        out = Console()
+        _print_report(out if out.is_terminal else Console(width=REPORT_WIDTH), report)
+
+
+def _run(
+    project: Project, policy: Policy, url: str, size: int, dry_run: bool, progress: bool
+) -> PruneReport:
     console = Console(stderr=True)
     tally = _Tally(dry_run)
     try:
         with (
             project.engine() as engine,
-            _ProgressBar(console, stderr_is_terminal()) as bar,
+            _ProgressBar(console, progress) as bar,
             _stop_on_signal() as stop,
         ):
 
@@ -134,22 +148,13 @@ def prune(
                 if stop.requested:
                     raise tally.interrupted()
 
-            report = prune_history(
+            return prune_history(
                 engine, policy, dry_run=dry_run, batch_size=size, on_progress=on_progress
             )
     except KeyboardInterrupt:
         raise tally.interrupted() from None
     except sa.exc.DBAPIError as exc:
         raise database_error(exc, url, AFTER_FAILURE) from None
-    except OSError as exc:
-        if exc.filename is None:
-            raise
-        raise DatabaseError(CANNOT_WRITE.format(path=exc.filename, reason=exc.strerror)) from None
-    if as_json:
-        click.echo(json.dumps(report.to_json()))
-    else:
-        out = Console()
-        _print_report(out if out.is_terminal else Console(width=REPORT_WIDTH), report)
 
 
 def _batch_size(value: str) -> int:
@@ -216,8 +221,10 @@ class _Tally:
     def interrupted(self) -> Interrupted:
         """The error that ends an interrupted run, with its partial report."""
         batches = f"{self.batches} committed batch{'' if self.batches == 1 else 'es'}"
+        # named as in PruneReport.to_json: a dry run's counts are what it would delete
+        deleted = "would_delete" if self.dry_run else "deleted"
         tables = [
-            {"table": phase, "deleted": 0 if self.dry_run else done}
+            {"table": phase, deleted: done}
             for phase, done in self.done.items()
             if phase != TRANSACTION_PHASE
         ]
@@ -226,7 +233,7 @@ class _Tally:
             "interrupted": True,
             "committed_batches": self.batches,
             "tables": tables,
-            "transactions_deleted": 0 if self.dry_run else self.done.get(TRANSACTION_PHASE, 0),
+            f"transactions_{deleted}": self.done.get(TRANSACTION_PHASE, 0),
             "seconds": round(time.perf_counter() - self.started, 3),
         }
         return Interrupted(INTERRUPTED.format(batches=batches), report)

@@ -16,13 +16,8 @@ import click
 import sqlalchemy as sa
 
 from vestige.config import Settings, render_url
-from vestige.errors import (
-    DatabaseError,
-    Declined,
-    Interrupted,
-    VestigeError,
-    first_line,
-)
+from vestige.database import SERVER_HINT, database_hint, open_engine
+from vestige.errors import DatabaseError, Declined, Interrupted, VestigeError, first_line
 from vestige.registry import import_models
 
 DECLINED = "declined at the prompt; nothing was changed"
@@ -101,14 +96,12 @@ class ErrorTranslatingGroup(click.Group):
 
     @staticmethod
     def _database_message(ctx: click.Context, exc: sa.exc.DBAPIError) -> str:
-        url = ctx.find_object(Project)
+        project = ctx.find_object(Project)
         if isinstance(exc, sa.exc.OperationalError) and not not_migrated(exc):
-            where = f" at {render_url(url.settings.database_url)}" if url else ""
-            return (
-                f"database error{where}: {first_line(exc)}; check DATABASE_URL and that the "
-                "server is running"
-            )
-        return str(database_error(exc, url.settings.safe_url if url else "DATABASE_URL"))
+            where = f" at {render_url(project.settings.database_url)}" if project else ""
+            hint = database_hint(project.settings.database_url, exc) if project else SERVER_HINT
+            return f"database error{where}: {first_line(exc)}; {hint}"
+        return str(database_error(exc, project.settings.safe_url if project else "DATABASE_URL"))
 
     def _fail(
         self, ctx: click.Context, message: str, code: int, details: dict[str, Any] | None = None
@@ -145,7 +138,7 @@ class Project:
 
     @contextmanager
     def engine(self) -> Iterator[sa.Engine]:
-        engine = sa.create_engine(self.settings.database_url)
+        engine = open_engine(self.settings.database_url)
         try:
             yield engine
         finally:

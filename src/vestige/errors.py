@@ -25,6 +25,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     BUSY = 3
     DECLINED = 4
+    CHANGED = 5
     INTERRUPTED = 130
 
 
@@ -35,6 +36,7 @@ EXIT_CODE_MEANINGS: Mapping[ExitCode, str] = {
     ExitCode.BAD_INPUT: "bad input (an argument, option, policy or setting); nothing changed",
     ExitCode.BUSY: "another pruner is running on this database; nothing changed",
     ExitCode.DECLINED: "answered no at the prompt; nothing changed",
+    ExitCode.CHANGED: "the record changed since the plan was shown (or is being changed)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C); nothing uncommitted was kept",
 }
 
@@ -53,7 +55,7 @@ COMMAND_EXIT_CODES: Mapping[str, tuple[ExitCode, ...]] = {
     "check": _READ_ONLY,
     "history": _READ_ONLY,
     "prune": (*_READ_ONLY[:3], ExitCode.BUSY, ExitCode.DECLINED, ExitCode.INTERRUPTED),
-    "restore": (*_READ_ONLY[:3], ExitCode.DECLINED, ExitCode.INTERRUPTED),
+    "restore": (*_READ_ONLY[:3], ExitCode.DECLINED, ExitCode.CHANGED, ExitCode.INTERRUPTED),
 }
 
 
@@ -136,6 +138,13 @@ class Interrupted(VestigeError):
         return dict(self.details)
 
 
+VERSION_TABLES_MISSING = (
+    "version tables missing from the model metadata: {tables}; call configure_mappers() "
+    "(sqlalchemy.orm's or vestige.versioning's: either does) once every model is declared, "
+    "in the models module env.py imports (Vestige's README.md, section Migrations)"
+)
+
+
 class VersionTablesMissing(VestigeError, CommandError):
     """Versioned models whose version tables are absent from the metadata.
 
@@ -149,11 +158,7 @@ class VersionTablesMissing(VestigeError, CommandError):
 
     def __init__(self, tables: Sequence[str]) -> None:
         self.tables = sorted(tables)
-        super().__init__(
-            f"version tables missing from the model metadata: {', '.join(self.tables)}; "
-            "import your models and call vestige.versioning.configure_mappers() before "
-            "autogenerate (see README, Migrations)"
-        )
+        super().__init__(VERSION_TABLES_MISSING.format(tables=", ".join(self.tables)))
 
 
 class RecordNotFound(VestigeError):
@@ -189,3 +194,12 @@ class UnversionedWriteWarning(UserWarning):
 
     Emitted by the bulk-write guard in ``warn`` mode, its default.
     """
+
+
+class RestoreConflict(VestigeError):
+    """A record changed after its restore was planned, or another transaction holds it.
+
+    Nothing was written; planning again shows what a restore would do now (exit code 5).
+    """
+
+    exit_code = ExitCode.CHANGED

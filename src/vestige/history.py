@@ -54,7 +54,6 @@ PRUNED_AS_OF = (
     "the history of {record} before transaction {first} has been pruned; "
     "what it looked like at {when} is no longer known"
 )
-_INTERNAL_COLUMNS = ("transaction_id", "end_transaction_id", "operation_type")
 _USER_LABELS = ("username", "name", "email")
 
 
@@ -142,7 +141,11 @@ class TransactionChanges:
 def history(
     session: orm.Session, model: type[Any], key: Any, *, limit: int | None = None
 ) -> list[Version]:
-    """The versions of one record, oldest first, in one SQL statement.
+    """The versions of one record, oldest first in commit order, in one SQL statement.
+
+    Commit order is the chain the ``end_transaction_id`` pointers draw. It is the order
+    of ``transaction_id`` unless two writers committed out of the order in which their
+    transactions were numbered (Continuum numbers a transaction at its first flush).
 
     Args:
         session: The session to read with.
@@ -156,13 +159,13 @@ def history(
     """
     shape = _shape(model)
     params = shape.key_params(key)
-    if limit is None:
-        query = shape.statement("history")
-    else:
-        query = shape.statement("history_limit")
+    rows: list[Sequence[Any]] | None = None
+    if limit is not None:
         params["limit"] = limit + 1
-    rows = list(session.execute(query, params).all())
-    rows.reverse()
+        newest = list(session.execute(shape.statement("history_limit"), params).all())
+        rows = _newest_in_commit_order(shape, newest, limit + 1)
+    if rows is None:
+        rows = _in_commit_order(shape, list(session.execute(shape.statement("history"), params)))
     versions: list[Version] = []
     previous: Version | None = None
     for index, row in enumerate(rows):
@@ -177,9 +180,12 @@ def history(
 def as_of(session: orm.Session, model: type[Any], key: Any, when: datetime | int) -> Version | None:
     """The record as it was at a moment: a timestamp or a transaction id.
 
-    At a timestamp, the version whose transaction was issued at or before ``when`` and
-    whose superseding transaction (if any) was issued after it; at a transaction id,
-    the version written at or before that transaction and not yet superseded by it.
+    At a transaction id, the version that transaction wrote, if it wrote one; otherwise
+    the newest, in commit order, of the versions written by transactions numbered up to
+    it. At a timestamp, the newest in commit order of the versions whose transaction was
+    issued at or before ``when``. (Transactions are numbered and timed at their first
+    flush, not at commit: where two writers committed out of that order, this is the
+    nearest the stored history can tell.)
 
     Args:
         session: The session to read with.
@@ -195,18 +201,29 @@ def as_of(session: orm.Session, model: type[Any], key: Any, when: datetime | int
         HistoryPruned: The versions that would answer were pruned.
     """
     shape = _shape(model)
-    params = shape.key_params(key)
+    rows = _in_commit_order(
+        shape, list(session.execute(shape.statement("history"), shape.key_params(key)))
+    )
+    size = len(shape.fields)
+    found: Sequence[Any] | None = None
     if isinstance(when, datetime):
-        query = shape.statement("as_of_time")
-        params["when"] = _naive_utc(when)
+        moment = _naive_utc(when)
+        found = next((row for row in reversed(rows) if row[size + 4] <= moment), None)
     else:
-        query = shape.statement("as_of_transaction")
-        params["when"] = when
-    row = session.execute(query, params).first()
-    if row is None:
-        _raise_if_pruned(session, shape, key, when)
+        found = next((row for row in rows if row[size] == when), None) or next(
+            (row for row in reversed(rows) if row[size] <= when), None
+        )
+    if found is None:
+        if rows and Operation.from_type(rows[0][size + 2]) is not Operation.INSERT:
+            raise HistoryPruned(
+                PRUNED_AS_OF.format(
+                    record=record_label(model, normalize_key(model, key)),
+                    first=rows[0][size],
+                    when=describe_when(when),
+                )
+            )
         return None
-    version = _version(shape, row, None, first=False, with_changes=False)
+    version = _version(shape, found, None, first=False, with_changes=False)
     return None if version.operation is Operation.DELETE else version
 
 
@@ -277,22 +294,28 @@ def changes(
     if user is not None:
         query = query.where(transaction.c.user_id == user)
     if model is not None:
-        query = query.where(transaction.c.id.in_(sa.select(_shape(model).table.c.transaction_id)))
+        shape = _shape(model)
+        touched_model = (
+            sa.select(shape.transaction_id).select_from(shape.selectable).where(*shape.criteria)
+        )
+        query = query.where(transaction.c.id.in_(touched_model))
     if limit is not None:
         query = query.limit(limit)
     transactions = session.execute(query).all()
     ids = [row[0] for row in transactions]
     touched: dict[int, list[Touched]] = {tx_id: [] for tx_id in ids}
     if ids:
-        for name, table, key_names in _versioned_tables():
+        for table, key_names, discriminator, names in _versioned_tables():
             keys = [table.c[key_name] for key_name in key_names]
+            kind = sa.null() if discriminator is None else discriminator
             rows = session.execute(
-                sa.select(table.c.transaction_id, table.c.operation_type, *keys)
+                sa.select(table.c.transaction_id, table.c.operation_type, kind, *keys)
                 .where(table.c.transaction_id.in_(ids))
                 .order_by(table.c.transaction_id, *keys)
             )
-            for tx_id, operation_type, *key in rows:
+            for tx_id, operation_type, identity, *key in rows:
                 operation = Operation.from_type(operation_type)
+                name = names.get(identity, names[None])
                 touched[tx_id].append(Touched(name, tuple(key), operation))
     return [
         TransactionChanges(
@@ -351,17 +374,29 @@ def _label(version: Version) -> str:
     return record_label(version.model, version.key)
 
 
-def _versioned_tables() -> list[tuple[str, sa.Table, list[str]]]:
-    """Every version table: (model or association table name, table, key column names)."""
+def _versioned_tables() -> list[tuple[sa.Table, list[str], sa.Column[Any] | None, dict[Any, str]]]:
+    """Every version table that records whole records, once per inheritance hierarchy.
+
+    Each comes as (table, key column names, discriminator column or ``None``, class name
+    by discriminator value, with ``None`` for the hierarchy's base): a row is labelled
+    with the class it really was, never with every class that shares the table.
+    """
     found = []
     for parent in versioning_manager.version_class_map:
-        if sa.inspect(parent).class_ is parent:
-            table = sa.inspect(version_class(parent)).local_table
-            found.append((parent.__name__, table, [col.name for _, col in _key_columns(parent)]))
+        mapper = sa.inspect(parent)
+        if mapper.class_ is not parent or mapper.inherits is not None:
+            continue
+        table = sa.inspect(version_class(parent)).local_table
+        names: dict[Any, str] = {None: parent.__name__}
+        names.update(
+            (identity, sub.class_.__name__) for identity, sub in mapper.polymorphic_map.items()
+        )
+        keys = [col.name for _, col in _key_columns(parent)]
+        found.append((table, keys, _discriminator(parent, table), names))
     for association in versioning_manager.association_tables:
         keys = [col.name for col in association.primary_key] or [col.name for col in association.c]
-        found.append((association.name, version_table(association), keys))
-    return sorted(found, key=lambda item: item[0])
+        found.append((version_table(association), keys, None, {None: association.name}))
+    return sorted(found, key=lambda item: item[3][None])
 
 
 def _key_columns(model: type[Any]) -> list[tuple[str, sa.Column[Any]]]:
@@ -371,20 +406,23 @@ def _key_columns(model: type[Any]) -> list[tuple[str, sa.Column[Any]]]:
 
 @dataclass(frozen=True)
 class _Shape:
-    """One model's version table as Vestige reads it: value columns in mapper order."""
+    """One model's versions as Vestige reads them: value columns in mapper order.
+
+    For a joined-table inheritance subclass the versions live in one version table per
+    level (``document_version`` joined to ``invoice_version`` on key and transaction);
+    for a single-table subclass, in its base's version table, filtered on the
+    discriminator. ``selectable`` and ``criteria`` say which.
+    """
 
     model: type[Any]
-    table: sa.Table
+    selectable: sa.FromClause
+    criteria: tuple[sa.ColumnElement[bool], ...]
     fields: tuple[str, ...]
     columns: tuple[sa.Column[Any], ...]
     key_fields: tuple[str, ...]
-
-    def key_criteria(self, key: Any) -> list[sa.ColumnElement[bool]]:
-        values = normalize_key(self.model, key)
-        by_field = dict(zip(self.fields, self.columns, strict=True))
-        return [
-            by_field[name] == value for name, value in zip(self.key_fields, values, strict=True)
-        ]
+    transaction_id: sa.Column[Any]
+    end_transaction_id: sa.Column[Any]
+    operation_type: sa.Column[Any]
 
     def key_params(self, key: Any) -> dict[str, Any]:
         """Values for the ``key_0, key_1, ...`` parameters of :meth:`statement`."""
@@ -403,32 +441,16 @@ _STATEMENTS: dict[tuple[type[Any], str], sa.Select[Any]] = {}
 
 
 def _build_statement(shape: _Shape, kind: str) -> sa.Select[Any]:
-    table = shape.table
     by_field = dict(zip(shape.fields, shape.columns, strict=True))
     query = _select_versions(shape).where(
-        *[by_field[name] == sa.bindparam(f"key_{i}") for i, name in enumerate(shape.key_fields)]
+        *shape.criteria,
+        *[by_field[name] == sa.bindparam(f"key_{i}") for i, name in enumerate(shape.key_fields)],
     )
-    query = query.order_by(table.c.transaction_id.desc())
-    when: sa.BindParameter[Any] = sa.bindparam("when")
+    query = query.order_by(shape.transaction_id.desc())
     if kind == "history":
         return query
-    if kind == "history_limit":
-        return query.limit(sa.bindparam("limit", type_=sa.Integer))
-    if kind == "as_of_transaction":
-        return query.where(
-            table.c.transaction_id <= when,
-            sa.or_(table.c.end_transaction_id.is_(None), table.c.end_transaction_id > when),
-        ).limit(1)
-    assert kind == "as_of_time"
-    end_tx = _transaction_table().alias("end_transaction")
-    return (
-        query.outerjoin(end_tx, end_tx.c.id == table.c.end_transaction_id)
-        .where(
-            _transaction_table().c.issued_at <= when,
-            sa.or_(table.c.end_transaction_id.is_(None), end_tx.c.issued_at > when),
-        )
-        .limit(1)
-    )
+    assert kind == "history_limit"
+    return query.limit(sa.bindparam("limit", type_=sa.Integer))
 
 
 _SHAPES: dict[type[Any], _Shape] = {}
@@ -442,18 +464,93 @@ def _shape(model: type[Any]) -> _Shape:
 
 def _build_shape(model: type[Any]) -> _Shape:
     mapper = sa.inspect(version_class(model))
+    internal = _internal_names()
     pairs = [
-        (key, column)
-        for key, column in mapper.columns.items()
-        if key not in _INTERNAL_COLUMNS and isinstance(column, sa.Column)
+        (prop.key, prop.columns[0])
+        for prop in mapper.column_attrs
+        if prop.key not in internal and isinstance(prop.columns[0], sa.Column)
     ]
+    root: sa.Table = mapper.base_mapper.local_table
+    tx_name, end_name, op_name = internal
     return _Shape(
         model=model,
-        table=mapper.local_table,
+        selectable=mapper.persist_selectable,
+        criteria=tuple(_single_table_criteria(model, root)),
         fields=tuple(key for key, _ in pairs),
         columns=tuple(column for _, column in pairs),
         key_fields=tuple(name for name, _ in _key_columns(model)),
+        transaction_id=root.c[tx_name],
+        end_transaction_id=root.c[end_name],
+        operation_type=root.c[op_name],
     )
+
+
+def _internal_names() -> tuple[str, str, str]:
+    """The names of the transaction, end transaction and operation type columns."""
+    options = versioning_manager.options
+    return (
+        options["transaction_column_name"],
+        options["end_transaction_column_name"],
+        options["operation_type_column_name"],
+    )
+
+
+def _single_table_criteria(model: type[Any], root: sa.Table) -> list[sa.ColumnElement[bool]]:
+    """For a single-table inheritance subclass: its rows of the shared version table."""
+    mapper = sa.inspect(model)
+    discriminator = _discriminator(model, root)
+    if not mapper.single or mapper.inherits is None or discriminator is None:
+        return []
+    identities = [m.polymorphic_identity for m in mapper.self_and_descendants]
+    return [discriminator.in_(identities)]
+
+
+def _discriminator(model: type[Any], version_table: sa.Table) -> sa.Column[Any] | None:
+    """The version table's copy of the hierarchy's ``polymorphic_on`` column, if any."""
+    polymorphic_on = sa.inspect(model).polymorphic_on
+    if not isinstance(polymorphic_on, sa.Column):
+        return None
+    return version_table.c.get(polymorphic_on.name)
+
+
+def _in_commit_order(shape: _Shape, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """One record's version rows, oldest first along their end pointers (H2).
+
+    ``rows`` come newest id first. If they do not form one chain (a hole, which no
+    Vestige pruner leaves), they are returned in id order, oldest first.
+    """
+    size = len(shape.fields)
+    by_tx = {row[size]: row for row in rows}
+    ends = {row[size + 1] for row in rows}
+    firsts = [row for row in rows if row[size] not in ends]
+    if len(firsts) == 1:
+        chain = [firsts[0]]
+        while (end := chain[-1][size + 1]) is not None and end in by_tx and len(chain) < len(rows):
+            chain.append(by_tx[end])
+        if len(chain) == len(rows):
+            return chain
+    return list(rows[::-1])
+
+
+def _newest_in_commit_order(
+    shape: _Shape, newest: Sequence[Sequence[Any]], count: int
+) -> list[Sequence[Any]] | None:
+    """The last ``count`` versions in commit order, from the ``count`` newest by id.
+
+    Walks back from the open version along the end pointers; ``None`` when the rows at
+    hand do not reach back ``count`` versions (ids and commit order disagree there), so
+    that the caller reads the whole history instead.
+    """
+    if len(newest) < count:
+        return _in_commit_order(shape, newest)  # the whole history
+    size = len(shape.fields)
+    by_end = {row[size + 1]: row for row in newest}
+    walked: list[Sequence[Any]] = []
+    found = by_end.get(None)
+    while found is not None and len(walked) < count:
+        walked.append(found)
+        found = by_end.get(found[size])
+    return walked[::-1] if len(walked) == count else None
 
 
 def _transaction_table() -> sa.Table:
@@ -492,16 +589,15 @@ def _transaction_columns(
 def _select_versions(shape: _Shape) -> sa.Select[Any]:
     """Value columns, then transaction_id, end_transaction_id, operation_type, then the
     transaction's id, issued_at, user_id, remote_addr and user label."""
-    table = shape.table
     transaction = _transaction_table()
     columns, joined = _transaction_columns(transaction)
     return sa.select(
         *shape.columns,
-        table.c.transaction_id,
-        table.c.end_transaction_id,
-        table.c.operation_type,
+        shape.transaction_id,
+        shape.end_transaction_id,
+        shape.operation_type,
         *columns,
-    ).select_from(table.join(joined, transaction.c.id == table.c.transaction_id))
+    ).select_from(shape.selectable.join(joined, transaction.c.id == shape.transaction_id))
 
 
 def _user_text(user_id: Any, label: Any) -> str:
@@ -548,26 +644,6 @@ def _version(
         values=values,
         changes=found,
         pruned_before=pruned_before,
-    )
-
-
-def _raise_if_pruned(session: orm.Session, shape: _Shape, key: Any, when: datetime | int) -> None:
-    """Raise if no version answers ``when`` because the ones that would have were pruned."""
-    table = shape.table
-    oldest = session.execute(
-        sa.select(table.c.operation_type, table.c.transaction_id)
-        .where(*shape.key_criteria(key))
-        .order_by(table.c.transaction_id)
-        .limit(1)
-    ).first()
-    if oldest is None or oldest.operation_type == 0:
-        return
-    raise HistoryPruned(
-        PRUNED_AS_OF.format(
-            record=record_label(shape.model, normalize_key(shape.model, key)),
-            first=oldest.transaction_id,
-            when=describe_when(when),
-        )
     )
 
 

@@ -67,6 +67,26 @@ def _version_table_name(mapper: orm.Mapper[Any]) -> str | None:
     return f"{table.schema}.{name}" if table.schema else name
 
 
+def _association_version_tables(metadata: sa.MetaData, mapper: orm.Mapper[Any]) -> Iterator[str]:
+    """The version tables Continuum adds for the model's many-to-many ``secondary`` tables."""
+    cls = mapper.class_
+    options: dict[str, Any] = {**versioning_manager.options, **cls.__versioned__}
+    # mapper._props, not mapper.relationships: reading those would configure the mappers.
+    for key, prop in mapper._props.items():
+        if not isinstance(prop, orm.RelationshipProperty) or prop.viewonly:
+            continue
+        if key in options.get("exclude", ()) and key not in options.get("include", ()):
+            continue
+        secondary = prop._init_args.secondary.effective_value()
+        if isinstance(secondary, str):
+            secondary = metadata.tables.get(secondary)
+        elif callable(secondary):
+            secondary = secondary()
+        if isinstance(secondary, sa.Table):
+            name = str(options["table_name"]) % secondary.name
+            yield f"{secondary.schema}.{name}" if secondary.schema else name
+
+
 def expected_version_tables(metadata: sa.MetaData) -> set[str]:
     """The version tables (and ``transaction``) that versioned models of ``metadata`` need.
 
@@ -79,6 +99,8 @@ def expected_version_tables(metadata: sa.MetaData) -> set[str]:
     expected = {
         name for mapper in _versioned_mappers(metadata) if (name := _version_table_name(mapper))
     }
+    for mapper in _versioned_mappers(metadata):
+        expected.update(_association_version_tables(metadata, mapper))
     if expected:
         expected.add("transaction")
     return expected

@@ -30,13 +30,17 @@ class TableReport:
     kept: int
     oldest_kept_issued_at: datetime | None
 
-    def to_json(self) -> dict[str, Any]:
-        """This report as the JSON object the command line prints."""
+    def to_json(self, dry_run: bool = False) -> dict[str, Any]:
+        """This report as the JSON object the command line prints.
+
+        Args:
+            dry_run: Name the count ``would_delete``, as nothing was deleted.
+        """
         oldest = self.oldest_kept_issued_at
         return {
             "table": self.table,
             "examined": self.examined,
-            "deleted": self.deleted,
+            "would_delete" if dry_run else "deleted": self.deleted,
             "kept": self.kept,
             "oldest_kept_issued_at": oldest.isoformat() if oldest else None,
         }
@@ -64,11 +68,15 @@ class PruneReport:
         return sum(table.deleted for table in self.tables)
 
     def to_json(self) -> dict[str, Any]:
-        """The report as the one JSON object ``vestige prune --json`` prints."""
+        """The report as the one JSON object ``vestige prune --json`` prints.
+
+        A dry run's counts are ``would_delete`` and ``transactions_would_delete``.
+        """
+        transactions = "transactions_would_delete" if self.dry_run else "transactions_deleted"
         return {
             "dry_run": self.dry_run,
-            "tables": [table.to_json() for table in self.tables],
-            "transactions_deleted": self.transactions_deleted,
+            "tables": [table.to_json(self.dry_run) for table in self.tables],
+            transactions: self.transactions_deleted,
             "seconds": round(self.seconds, 3),
         }
 

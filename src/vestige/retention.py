@@ -10,7 +10,7 @@
 How a run goes, per version table (entity and many-to-many association tables):
 
 1. the prunable rows (:mod:`vestige.prunable`, one SQL query) are materialised as their
-   keys into a temporary table, numbered oldest first within each record;
+   keys into a temporary table, numbered oldest first in commit order within each record;
 2. a real run deletes them in batches of ``batch_size`` rows, each batch its own
    committed transaction; a dry run only counts them.
 
@@ -22,15 +22,15 @@ they describe their transaction and are deleted with it, in the same batch.
 
 Why a rerun after an interruption ends in the same state: the prunable set is a function
 of what stays (the newest versions, the times of transactions that stay), so deleting
-part of it leaves the rest prunable; and within a record the oldest rows go first, so an
-interrupted run leaves a chain without holes (R2, R7).
+part of it leaves the rest prunable; and within a record the oldest rows in commit order
+go first, so an interrupted run leaves a chain without holes (R2, R7).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +68,11 @@ NO_MODELS = (
     "no versioned models are configured: import the models module (--models MODULE or "
     "[tool.vestige] models) before pruning"
 )
+MIXED_HIERARCHY = (
+    "the policy gives {model} other rules than {root}, which it inherits from: retention "
+    "rules apply to a whole inheritance hierarchy, whose versions are pruned together; "
+    "set them on {root} ([tool.vestige.retention.models.{root}]) and not on {model}"
+)
 _KEYS_TABLE = "vestige_prune_keys_{}"
 _ORPHANS_TABLE = "vestige_prune_orphans"
 
@@ -82,7 +87,8 @@ def version_tables(
         models: The versioned models (default: every configured one).
 
     Raises:
-        ConfigError: The policy names a model that is not versioned.
+        ConfigError: The policy names a model that is not versioned, or gives a class
+            other rules than the class it inherits from.
     """
     models = versioned_models() if models is None else models
     if not models:
@@ -111,13 +117,25 @@ def version_tables(
             label=rules_name or table.name,
         )
 
-    found = {
-        model.version_table.name: target(model.version_table, name, False)
-        for name, model in models.items()
-    }
+    roots = {name: _hierarchy_root(model, models) for name, model in models.items()}
+    for name, root in roots.items():
+        if policy.for_model(name) != policy.for_model(root):
+            raise ConfigError(MIXED_HIERARCHY.format(model=name, root=root))
+    found: dict[str, VersionTable] = {}
+    for name, model in models.items():
+        # a single-table subclass shares its base's version table, reported as the base
+        shared = model.version_table is models[roots[name]].version_table
+        label = roots[name] if shared else name
+        found.setdefault(model.version_table.name, target(model.version_table, label, False))
     for table in versioning_manager.association_version_tables:
         found.setdefault(table.name, target(table, None, True))
     return [found[name] for name in sorted(found)]
+
+
+def _hierarchy_root(model: VersionedModel, models: Mapping[str, VersionedModel]) -> str:
+    """The name of the topmost versioned class ``model`` inherits from (or its own)."""
+    base = sa.inspect(model.model).base_mapper.class_
+    return base.__name__ if models.get(base.__name__, model).model is base else model.name
 
 
 def prune(
@@ -155,7 +173,7 @@ def prune(
 
     Raises:
         ConfigError: A bad batch size or a policy naming unknown models.
-        PrunerBusy: Another pruner is running on this database.
+        PrunerBusy: Another pruner is running on this database (not for a dry run).
     """
     if batch_size < 1:
         raise ConfigError(f"the batch size must be at least 1, not {batch_size}")
@@ -168,7 +186,8 @@ def prune(
     transactions: sa.Table = versioning_manager.transaction_cls.__table__
     references, dependents = _transaction_tables(transactions, targets)
     notify = on_progress or (lambda progress: None)
-    with pruner_lock(engine), engine.connect() as conn:
+    # a dry run only reads: it takes no lock (and makes no lock file)
+    with nullcontext() if dry_run else pruner_lock(engine), engine.connect() as conn:
         if pause is None:
             pause = SQLITE_PAUSE if engine.dialect.name == "sqlite" else 0.0
         run = _Run(conn, transactions, now, batch_size, notify, pause)
@@ -313,7 +332,9 @@ class _Run:
         return sa.literal_column(f"{table}.ctid")
 
     def _keys(self, index: int, target: VersionTable, *, dry_run: bool) -> tuple[sa.Table, int]:
-        order = [column.name for column in target.key] + ["transaction_id"]
+        # oldest first in commit order within a record: a run stopped between batches
+        # leaves every chain without a hole (R2, R7)
+        order = [column.name for column in target.key] + ["position"]
         table, total = self._materialise(
             _KEYS_TABLE.format(index),
             prunable_keys(

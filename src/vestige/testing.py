@@ -3,18 +3,19 @@
 Built on `pytest-alembic <https://pytest-alembic.readthedocs.io>`_: its runner moves
 through the history and its four checks (single head, upgrade from empty, models match
 DDL, up/down consistency) are re-exported here; Vestige adds three that know about
-version tables. Enable it in ``conftest.py`` and give it a database, as with
-pytest-alembic::
+version tables. Enable it in ``conftest.py``::
 
     # conftest.py
     pytest_plugins = ["vestige.testing"]
 
-    @pytest.fixture
-    def alembic_engine():            # an empty database; defaults to SQLite in tmp_path
-        return sqlalchemy.create_engine("postgresql+psycopg2://...")
-
     # test_migrations.py
     from vestige.testing import *    # the seven tests below (``__all__`` holds only tests)
+
+The migrations run only on a scratch database the kit creates and drops (on the
+application's PostgreSQL server, else a SQLite file). Before anything runs, env.py is run
+up to its ``context.configure()`` with ``sqlalchemy.url`` and ``DATABASE_URL`` naming a
+sentinel: if it does not configure a connection of the scratch database (Alembic's
+templates connect by themselves), every test fails with one line saying what to change.
 
 The fixtures come with ``pytest_plugins``; without it, import them by name into the test
 module (``from vestige.testing import alembic_runner, vestige_metadata, ...``). A star
@@ -25,10 +26,10 @@ need it: add ``-p no:pytest_alembic`` to pytest's ``addopts`` if you see
 
 Fixtures (override any in ``conftest.py``):
 
-- ``alembic_config``: the Alembic config (default: ``alembic.ini`` or ``[tool.alembic]``
-  of the project), a ``dict`` or a ``pytest_alembic.Config`` as pytest-alembic takes;
-- ``alembic_engine``: the empty database the tests migrate;
-- ``alembic_runner``: pytest-alembic's runner over those two;
+- ``alembic_config``: the Alembic config (default: the project's, read as ``alembic``
+  reads it), a ``dict`` or a ``pytest_alembic.Config`` as pytest-alembic takes;
+- ``alembic_engine``: the scratch database the tests migrate; an override must be empty;
+- ``alembic_runner``: pytest-alembic's runner over those two, once env.py is checked;
 - ``vestige_metadata``: the models' metadata (default: ``[tool.vestige] models``);
 - ``vestige_row_values``: ``{table: {column: value}}`` for rows the generic row maker
   cannot invent (check constraints, enums of your own);
@@ -54,13 +55,17 @@ Tests:
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import alembic.config
 import pytest
 import sqlalchemy as sa
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
 from pytest_alembic import Config as PytestAlembicConfig
 from pytest_alembic import MigrationContext, runner
 from pytest_alembic.tests.default import (
@@ -72,7 +77,8 @@ from pytest_alembic.tests.default import (
 
 from vestige import native, probe
 from vestige.check import check, models_metadata, project_alembic_config
-from vestige.config import load_settings
+from vestige.config import load_settings, render_url
+from vestige.errors import first_line
 from vestige.registry import import_models
 from vestige.versioning import versioning_manager
 
@@ -94,30 +100,160 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "alembic: a migration-history test")
 
 
+# What env.py sees as sqlalchemy.url and DATABASE_URL while the kit runs: a URL no
+# driver answers to, so an env.py that connects by itself fails instead of migrating
+# the database those would otherwise name.
+SENTINEL_DRIVER = "vestige_testing_sentinel"
+SENTINEL_URL = f"{SENTINEL_DRIVER}://scratch-only/do-not-connect"
+SCRATCH_PREFIX = "vestige_scratch_"
+
+ENV_PY_ELSEWHERE = (
+    "{env_py} does not run the migrations on the scratch database vestige.testing hands "
+    "over, so it would migrate another one (nothing was run); in run_migrations_online(), "
+    'use config.attributes.get("connection") when it is set, e.g. connectable = '
+    'config.attributes.get("connection") or engine_from_config(...) (see README, Testing '
+    "a migration history)"
+)
+NOT_EMPTY = (
+    "alembic_engine must be an empty scratch database, and {url} holds tables ({tables}); "
+    "nothing was run: drop the alembic_engine override, the default creates and drops one"
+)
+NO_SCRATCH = (
+    "cannot create a scratch database on {server}: {reason}; let that user create "
+    "databases (CREATEDB), or override alembic_engine with an empty database"
+)
+
+
 @pytest.fixture
 def alembic_config() -> alembic.config.Config | dict[str, Any] | PytestAlembicConfig:
-    """The project's Alembic config; override to point at another history."""
-    settings = load_settings()
-    return project_alembic_config(settings.project_root, settings.database_url)
+    """The project's Alembic config, read as ``alembic`` reads it; override to change it.
+
+    It never carries the application's database URL: the migrations run on
+    ``alembic_engine`` only.
+    """
+    return project_alembic_config(load_settings().project_root)
 
 
 @pytest.fixture
 def alembic_engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    """An empty database for the migration tests; override with your own."""
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'vestige-migrations.db'}")
-    yield engine
-    engine.dispose()
+    """A scratch database, created for the test and dropped after it.
+
+    On the backend of the application's database (``DATABASE_URL``, else
+    ``[tool.vestige] database_url``): a new database on the same PostgreSQL server, else
+    a SQLite file in ``tmp_path``. The application's database itself is never migrated.
+    """
+    with scratch_database(load_settings().database_url, tmp_path) as engine:
+        yield engine
+
+
+@contextmanager
+def scratch_database(url: str | sa.URL, directory: Path) -> Iterator[sa.Engine]:
+    """Create an empty database beside ``url``'s, yield an engine on it, then drop it.
+
+    Args:
+        url: The application's database; only its server is used (PostgreSQL), and for
+            any other backend a SQLite file is made instead.
+        directory: Where the SQLite file goes.
+    """
+    server = sa.make_url(url)
+    if server.get_backend_name() != "postgresql":
+        engine = sa.create_engine(f"sqlite:///{directory / 'vestige-migrations.db'}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+        return
+    server = server.set(drivername="postgresql+psycopg2")  # the kit runs synchronously
+    name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.DBAPIError as exc:
+        admin.dispose()
+        reason = first_line(exc)
+        pytest.fail(NO_SCRATCH.format(server=render_url(server), reason=reason), pytrace=False)
+    engine = sa.create_engine(server.set(database=name))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture
 def alembic_runner(
     alembic_config: alembic.config.Config | dict[str, Any] | PytestAlembicConfig,
     alembic_engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[MigrationContext]:
-    """pytest-alembic's runner over ``alembic_config`` and ``alembic_engine``."""
+    """pytest-alembic's runner over ``alembic_config`` and ``alembic_engine``.
+
+    Before anything runs it makes sure the migrations can only reach ``alembic_engine``:
+    the engine holds no table, ``sqlalchemy.url`` and ``DATABASE_URL`` name a sentinel,
+    and env.py, run up to its ``context.configure()``, is seen to configure a connection
+    of ``alembic_engine``. Otherwise the test fails with one line saying what to change.
+    """
+    tables = sa.inspect(alembic_engine).get_table_names()
+    if tables:
+        url = render_url(alembic_engine.url)
+        pytest.fail(NOT_EMPTY.format(url=url, tables=", ".join(sorted(tables))), pytrace=False)
+    monkeypatch.setenv("DATABASE_URL", SENTINEL_URL)
     config = PytestAlembicConfig.from_raw_config(alembic_config)
     with runner(config=config, engine=alembic_engine) as context:
+        executor = context.command_executor
+        executor.alembic_config.set_main_option("sqlalchemy.url", SENTINEL_URL)
+        problem = env_py_problem(executor.alembic_config, executor.script, alembic_engine)
+        if problem:
+            pytest.fail(problem, pytrace=False)
         yield context
+
+
+class _Configured(Exception):
+    """Stops env.py at its ``context.configure()``: the probe has seen what it needs."""
+
+    def __init__(self, connection: Any) -> None:
+        super().__init__("env.py probed")
+        self.connection = connection
+
+
+def _stop_at_configure(connection: Any = None, *args: Any, **kwargs: Any) -> None:
+    raise _Configured(connection)
+
+
+def env_py_problem(
+    config: alembic.config.Config, script: ScriptDirectory, engine: sa.Engine
+) -> str | None:
+    """Run env.py up to ``context.configure()``: does it configure a connection of ``engine``?
+
+    Nothing is migrated: env.py is stopped inside ``context.configure()``. An env.py
+    that connects by itself reaches the sentinel URL (and fails there) or configures
+    a connection of another engine.
+
+    Returns:
+        None when env.py uses ``engine``, else the line :data:`ENV_PY_ELSEWHERE`.
+
+    Raises:
+        Exception: Whatever env.py raises on its own before ``context.configure()``.
+    """
+    elsewhere = ENV_PY_ELSEWHERE.format(env_py=script.env_py_location)
+    probe_context = EnvironmentContext(config, script, fn=lambda rev, context: [], dont_mutate=True)
+    # env.py's context.configure() calls this instance's configure (alembic's proxy)
+    probe_context.configure = _stop_at_configure  # type: ignore[method-assign]
+    try:
+        with probe_context:
+            script.run_env()
+    except _Configured as probed:
+        connection = probed.connection
+        ours = isinstance(connection, sa.Connection) and connection.engine is engine
+        return None if ours else elsewhere
+    except Exception as exc:
+        if SENTINEL_DRIVER in str(exc):
+            return elsewhere
+        raise
+    return elsewhere  # env.py never configured a connection
 
 
 @pytest.fixture

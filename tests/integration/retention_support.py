@@ -11,6 +11,7 @@ import shutil
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,11 @@ def commit_at(session: Session, when: datetime) -> int:
 
 
 def chains(engine: sa.Engine, table: sa.Table) -> dict[tuple[Any, ...], list[tuple[Any, ...]]]:
-    """Per record key: its versions as (transaction_id, end_transaction_id, operation_type)."""
+    """Per record key: its versions as (transaction_id, end_transaction_id, operation_type).
+
+    Oldest first in commit order, the chain the end pointers draw (H2); many-to-many
+    association tables, whose end pointers Continuum never fills, in id order.
+    """
     key = [c for c in table.primary_key.columns if c.name != "transaction_id"]
     query = sa.select(
         *key, table.c.transaction_id, table.c.end_transaction_id, table.c.operation_type
@@ -123,7 +128,34 @@ def chains(engine: sa.Engine, table: sa.Table) -> dict[tuple[Any, ...], list[tup
     with engine.connect() as conn:
         for row in conn.execute(query):
             found[tuple(row[: len(key)])].append(tuple(row[len(key) :]))
-    return dict(found)
+    if table is ASSOCIATION_VERSION_TABLE:
+        return dict(found)
+    return {record: commit_ordered(rows) for record, rows in found.items()}
+
+
+def commit_ordered(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """One record's (transaction_id, end_transaction_id, ...) rows along their end pointers.
+
+    Rows that do not form one chain come back in id order, for the H2 check to report.
+    """
+    by_tx = {row[0]: row for row in rows}
+    ends = {row[1] for row in rows if row[1] is not None}
+    firsts = [row for row in rows if row[0] not in ends]
+    if len(firsts) != 1:
+        return sorted(rows)
+    chain = [firsts[0]]
+    while chain[-1][1] is not None and chain[-1][1] in by_tx and len(chain) <= len(rows):
+        chain.append(by_tx[chain[-1][1]])
+    return chain if len(chain) == len(rows) else sorted(rows)
+
+
+def chain_problems(name: str, key: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    """H2 in commit order for one record: one chain from one first version to one open one."""
+    chain = commit_ordered(rows)
+    linked = all(before[1] == after[0] for before, after in pairwise(chain))
+    if not linked or chain[-1][1] is not None or len(chain) != len(rows):
+        return [f"H2 {name} {key}: versions {sorted(rows)} are not one chain"]
+    return []
 
 
 def transaction_ids(engine: sa.Engine) -> set[int]:
@@ -179,29 +211,9 @@ def history_problems(engine: sa.Engine) -> list[str]:
             ).all()
             if mismatch:
                 problems.append(f"H1 {base_name}: open version differs from the live row")
-            # H2: each version ends where the next begins
-            nxt = version.alias("next_version")
-            same_record = nxt.c.id == version.c.id
-            h2 = {
-                "versions ending nowhere": [
-                    version.c.end_transaction_id.is_not(None),
-                    ~sa.exists().where(
-                        same_record, nxt.c.transaction_id == version.c.end_transaction_id
-                    ),
-                ],
-                "holes before versions": [
-                    sa.exists().where(same_record, nxt.c.transaction_id < version.c.transaction_id),
-                    ~sa.exists().where(
-                        same_record, nxt.c.end_transaction_id == version.c.transaction_id
-                    ),
-                ],
-            }
-            for what, conditions in h2.items():
-                found = conn.execute(
-                    sa.select(version.c.id, version.c.transaction_id).where(*conditions)
-                ).all()
-                if found:
-                    problems.append(f"H2 {base_name}: {what}: {found}")
+            # H2: one chain per record, in commit order
+            for key, rows in chains(engine, version).items():
+                problems += chain_problems(base_name, key, rows)
         # H3: every version's transaction exists
         for version in [*ENTITY_VERSION_TABLES.values(), ASSOCIATION_VERSION_TABLE]:
             dangling = conn.execute(
@@ -223,3 +235,59 @@ def unreferenced_transactions(engine: sa.Engine) -> set[int]:
     ]
     with engine.connect() as conn:
         return set(conn.execute(sa.select(TX.c.id).where(*conditions)).scalars())
+
+
+_given_ids: list[int] = []
+
+
+@sa.event.listens_for(models.Transaction, "before_insert")
+def _take_given_id(mapper: Any, connection: Any, target: Any) -> None:
+    # Continuum inserts the transaction through a session of its own: the id to take
+    # cannot travel in the application session's info
+    if _given_ids:
+        target.id = _given_ids.pop()
+
+
+def take_id(session: Session, tx_id: int) -> None:
+    """Give the next transaction ``session`` writes the id ``tx_id``.
+
+    Continuum numbers a transaction at its first flush; two writers that commit in the
+    other order leave ids out of commit order. Writing transactions one after the other
+    with the ids they would have taken gives the same rows, on SQLite too (whose single
+    writer lock makes real interleaving impossible). Single-threaded use only.
+    """
+    _given_ids[:] = [tx_id]
+
+
+def forget_id() -> None:
+    """Drop an id that no transaction took (the session wrote nothing versioned)."""
+    _given_ids.clear()
+
+
+def expected_chain(
+    rows: list[tuple[Any, ...]], issued: dict[int, datetime], rules: Any, association: bool
+) -> list[tuple[Any, ...]]:
+    """The oracle: what R1-R5 leave of one record's chain (oldest first, commit order)."""
+    newest = rows[-1]
+    whole = (
+        rules.deleted_keep_days is not None
+        and newest[2] == DELETE
+        and issued[newest[0]] < NOW - timedelta(days=rules.deleted_keep_days)
+    )
+
+    def eligible(i: int) -> bool:
+        if whole:
+            return True
+        if not rules.prunes_superseded or i == len(rows) - 1:
+            return False
+        superseded = issued[rows[i + 1][0]]
+        return (
+            len(rows) - i > max(1, rules.keep_versions or 0)
+            and (association or rows[i][1] is not None)
+            and (rules.keep_days is None or superseded < NOW - timedelta(days=rules.keep_days))
+        )
+
+    prefix = 0
+    while prefix < len(rows) and eligible(prefix):
+        prefix += 1
+    return rows[prefix:]

@@ -257,7 +257,9 @@ def argument_lists(policies: tuple[str, ...], alphabet: Alphabet) -> st.SearchSt
             models_option,
         ),
         st.one_of(with_value("--to", values), st.just([])),
-    ).map(lambda parts: ["restore", parts[0], parts[1], *parts[2], *parts[3]])
+        # off a terminal a restore needs one of these, else it refuses at once
+        st.sampled_from([["--yes"], ["--dry-run"], ["--json", "--yes"], []]),
+    ).map(lambda parts: ["restore", parts[0], parts[1], *parts[2], *parts[3], *parts[4]])
     check = options(flag("--json"), flag("--lint"), models_option).map(lambda o: ["check", *o])
     prune = options(
         with_value("--policy", st.sampled_from(policies)),

@@ -14,6 +14,7 @@ from test_history_api_fixtures import BACKEND_PARAMS, module_database
 
 import models
 from tests.conftest import ROOT
+from vestige import cli_history
 from vestige.cli import app
 from vestige.cli_history import (
     AS_OF_AND_DIFF,
@@ -274,19 +275,25 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
 
 
 def test_restore_dry_run_then_restore(
-    run: Callable[..., Result], package_id: int, schema_engine: sa.Engine
+    run: Callable[..., Result],
+    package_id: int,
+    schema_engine: sa.Engine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     before = version_rows(schema_engine)
     plan = (
         "would restore Package 1 to its version of transaction 3 (2026-01-01 12:00:00, bob)\n"
-        "  id: None -> 1\n"
-        "  name: None -> 'requests'\n"
-        "  summary: None -> 'HTTP for Humans'\n"
-        "  homepage: None -> 'https://requests.dev'\n"
-        "  created_at: None -> 2026-01-01 09:00:00\n"
+        "  insert Package 1\n"
+        "    id: 1\n"
+        "    name: 'requests'\n"
+        "    summary: 'HTTP for Humans'\n"
+        "    homepage: 'https://requests.dev'\n"
+        "    license_id: None\n"
+        "    created_at: 2026-01-01 09:00:00\n"
     )
     dry = run("restore", "Package", str(package_id), "--to", "3", "--dry-run")
     assert (dry.exit_code, dry.stdout) == (0, plan)
+    monkeypatch.setattr(cli_history, "stdin_is_terminal", lambda: True)
     declined = run("restore", "Package", str(package_id), "--to", "3", input="n\n")
     assert declined.exit_code == 4
     assert declined.stdout.startswith(plan.replace("would restore", "restore"))

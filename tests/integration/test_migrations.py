@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 import models
 from tests.conftest import ROOT, alembic_config
+from vestige.errors import VERSION_TABLES_MISSING
 from vestige.versioning import actor
 
 VERSION_TABLES = {
@@ -149,11 +150,13 @@ def test_autogenerate_without_version_tables_stops_with_one_line(
         result = _alembic(project, db_url, *args)
         assert result.returncode != 0, result.stderr
         failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+        # package_maintainer_version too: Continuum versions the many-to-many table
         assert failed == [
-            "FAILED: version tables missing from the model metadata: license_version, "
-            "maintainer_version, package_version, release_version, transaction; import your "
-            "models and call vestige.versioning.configure_mappers() before autogenerate "
-            "(see README, Migrations)"
+            "FAILED: "
+            + VERSION_TABLES_MISSING.format(
+                tables="license_version, maintainer_version, package_maintainer_version, "
+                "package_version, release_version, transaction"
+            )
         ]
     assert list((project / "migrations" / "versions").glob("*oops*")) == []
     assert _row_counts(migrated_engine) == before
@@ -207,6 +210,7 @@ def test_reference_models_have_every_version_table() -> None:
     assert expected_version_tables(models.Base.metadata) == {
         "license_version",
         "maintainer_version",
+        "package_maintainer_version",
         "package_version",
         "release_version",
         "transaction",

@@ -250,7 +250,7 @@ def test_dry_run_changes_nothing_and_predicts_the_real_run(history_engine: sa.En
     assert snapshot(history_engine) == before
     real = run(history_engine, policy)
     assert dry.dry_run and not real.dry_run
-    assert dry.to_json()["tables"] == real.to_json()["tables"]
+    assert dry.tables == real.tables
     assert dry.transactions_deleted == real.transactions_deleted == 6
     assert real.versions_deleted == 6
 
@@ -361,8 +361,7 @@ def test_the_invariant_checks_see_a_hole_and_a_dangling_transaction(
         )
         conn.execute(sa.delete(TX).where(TX.c.id == txs[0]))
     problems = history_problems(history_engine)
-    assert any("versions ending nowhere" in p for p in problems)
-    assert any("holes before versions" in p for p in problems)
+    assert any(p.startswith(f"H2 package ({pid},): versions") for p in problems)
     assert any(p.startswith("H3 package_version: 1 versions") for p in problems)
 
 

@@ -100,10 +100,16 @@ def test_dry_run_json_then_real_run_json_agree(
     real = vestige(history_url, "--policy", policy_file, "--yes", "--json", "--batch-size", "2")
     assert real.exit_code == 0, real.output
     dry_report, real_report = json.loads(dry.stdout), json.loads(real.stdout)
-    assert set(dry_report) == {"dry_run", "tables", "transactions_deleted", "seconds"}
+    # a dry run deletes nothing: its counts say what it would delete
+    assert set(dry_report) == {"dry_run", "tables", "transactions_would_delete", "seconds"}
+    assert set(real_report) == {"dry_run", "tables", "transactions_deleted", "seconds"}
     assert (dry_report["dry_run"], real_report["dry_run"]) == (True, False)
-    assert dry_report["tables"] == real_report["tables"]
-    assert dry_report["transactions_deleted"] == real_report["transactions_deleted"] == 6
+    would = [
+        {"deleted" if key == "would_delete" else key: value for key, value in table.items()}
+        for table in dry_report["tables"]
+    ]
+    assert would == real_report["tables"]
+    assert dry_report["transactions_would_delete"] == real_report["transactions_deleted"] == 6
     package = next(t for t in real_report["tables"] if t["table"] == "package_version")
     assert set(package) == {"table", "examined", "deleted", "kept", "oldest_kept_issued_at"}
     assert (package["examined"], package["deleted"], package["kept"]) == (15, 6, 9)
@@ -147,7 +153,10 @@ def test_on_a_terminal_a_real_run_asks_first(
     assert package_versions(history) == 15
     accepted = vestige(history_url, "--policy", policy_file, input="y\n")
     assert accepted.exit_code == 0, accepted.output
-    assert "Delete the history the policy allows from" in accepted.stderr
+    # the question says how much goes
+    asked = cli_prune.CONFIRM.format(versions=6, transactions=6, url=history_url)
+    assert asked in declined.stderr and asked in accepted.stderr
+    assert f"Delete 6 version rows and 6 transactions from {history_url}?" in asked
     assert package_versions(history) == 9
 
 
@@ -188,6 +197,7 @@ def test_a_database_not_migrated_exits_1_and_says_how_to_migrate(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest, policy_file: Path
 ) -> None:
     if backend == "sqlite":
+        (tmp_path / "empty.db").touch()
         url = f"sqlite:///{tmp_path / 'empty.db'}"
     else:
         server: sa.URL = request.getfixturevalue("postgres_database")

@@ -10,7 +10,8 @@ what is left.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import hypothesis.strategies as st
@@ -19,24 +20,26 @@ from hypothesis import HealthCheck, event, given, settings
 from retention_support import (
     ASSOCIATION_VERSION_TABLE,
     CHANGES,
-    DELETE,
     ENTITY_VERSION_TABLES,
     NOW,
     TX,
     chains,
+    expected_chain,
+    forget_id,
     history_engine,
     history_problems,
     history_url,
     plain,
     postgres_history_url,
     sqlite_history_template,
+    take_id,
     transaction_ids,
     unreferenced_transactions,
 )
 from sqlalchemy.orm import Session
 
 import models
-from vestige.policy import Rules, parse_policy
+from vestige.policy import parse_policy
 from vestige.retention import prune
 
 # fixtures, imported to be found
@@ -65,15 +68,37 @@ rules = st.fixed_dictionaries(
 )
 
 
-def write_history(engine: sa.Engine, steps: list[tuple[str, int, int, int]]) -> None:
-    """Play the steps, one transaction each, then date each transaction on the clock."""
+def interleaved_ids(count: int, overtakes: Sequence[bool]) -> list[int]:
+    """Transaction ids for ``count`` transactions committed in order, where transaction i
+    *overtakes* (took its id at its first flush before transaction i - 1 did) when
+    ``overtakes[i]``: ids then disagree with commit order, as with two writers."""
+    ids = list(range(1, count + 1))
+    i = 1
+    while i < count:
+        if i < len(overtakes) and overtakes[i]:
+            ids[i - 1], ids[i] = ids[i], ids[i - 1]
+            i += 1  # a transaction overtakes at most one
+        i += 1
+    return ids
+
+
+def write_history(
+    engine: sa.Engine, steps: list[tuple[str, int, int, int]], overtakes: Sequence[bool] = ()
+) -> None:
+    """Play the steps, one transaction each, then date each transaction on the clock.
+
+    The transactions commit in step order; ``overtakes`` numbers some of them before the
+    one committed just ahead of them (see :func:`interleaved_ids`).
+    """
     when = START
     dated: list[dict[str, Any]] = []
+    ids = interleaved_ids(len(steps), overtakes)
     with Session(engine) as session:
         packages: dict[int, models.Package] = {}
         maintainers: dict[int, models.Maintainer] = {}
         for n, (kind, p, m, gap) in enumerate(steps):
             when += timedelta(days=gap)
+            take_id(session, ids[n])
             package = packages.get(p)
             if kind == "write" and package is None:
                 packages[p] = models.Package(name=f"p{n}", summary=str(n))
@@ -89,12 +114,11 @@ def write_history(engine: sa.Engine, steps: list[tuple[str, int, int, int]]) -> 
                     package.maintainers.remove(maintainers[m])
                 else:
                     package.maintainers.append(maintainers[m])
-            else:
-                session.execute(sa.insert(TX).values(issued_at=when))  # an empty transaction
+            else:  # an empty transaction
+                session.execute(sa.insert(TX).values(id=ids[n], issued_at=when))
             session.commit()
-            dated.append(
-                {"tx": session.execute(sa.select(sa.func.max(TX.c.id))).scalar_one(), "when": when}
-            )
+            forget_id()  # a step that wrote nothing versioned took no id
+            dated.append({"tx": ids[n], "when": when})
         session.execute(
             sa.update(TX)
             .where(TX.c.id == sa.bindparam("tx"))
@@ -110,45 +134,27 @@ def empty(engine: sa.Engine) -> None:
             conn.execute(sa.delete(plain(table)))
 
 
-def expected_chain(
-    rows: list[tuple[Any, ...]], issued: dict[int, datetime], rules: Rules, association: bool
-) -> list[tuple[Any, ...]]:
-    """The oracle: what R1-R5 leave of one record's chain (oldest first)."""
-    newest = rows[-1]
-    whole = (
-        rules.deleted_keep_days is not None
-        and newest[2] == DELETE
-        and issued[newest[0]] < NOW - timedelta(days=rules.deleted_keep_days)
-    )
-
-    def eligible(i: int) -> bool:
-        if whole:
-            return True
-        if not rules.prunes_superseded or i == len(rows) - 1:
-            return False
-        superseded = issued[rows[i + 1][0]]
-        return (
-            len(rows) - i > max(1, rules.keep_versions or 0)
-            and (association or rows[i][1] is not None)
-            and (rules.keep_days is None or superseded < NOW - timedelta(days=rules.keep_days))
-        )
-
-    prefix = 0
-    while prefix < len(rows) and eligible(prefix):
-        prefix += 1
-    return rows[prefix:]
-
-
-@settings(
+SETTINGS = settings(
     max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+# two writers on two packages, overtaking each other often: ids out of commit order
+contended_step = st.tuples(
+    st.sampled_from(["write", "write", "write", "delete", "link"]),
+    st.integers(0, 1),
+    st.integers(0, 1),
+    st.integers(0, 150),
+)
+
+
+@SETTINGS
 @given(
     steps=st.lists(step, min_size=3, max_size=30),
     default=rules,
     package_rules=st.one_of(st.none(), rules),
     batch_size=st.integers(1, 6),
+    overtakes=st.lists(st.booleans(), max_size=30),
 )
 def test_pruning_keeps_exactly_what_the_policy_allows(
     history_engine: sa.Engine,
@@ -156,10 +162,40 @@ def test_pruning_keeps_exactly_what_the_policy_allows(
     default: dict[str, int],
     package_rules: dict[str, int] | None,
     batch_size: int,
+    overtakes: list[bool],
 ) -> None:
+    check_pruning(history_engine, steps, default, package_rules, batch_size, overtakes)
+
+
+@SETTINGS
+@given(
+    steps=st.lists(contended_step, min_size=6, max_size=24),
+    default=rules,
+    batch_size=st.integers(1, 6),
+    overtakes=st.lists(st.booleans(), min_size=24, max_size=24),
+)
+def test_pruning_follows_commit_order_when_writers_overtake(
+    history_engine: sa.Engine,
+    steps: list[tuple[str, int, int, int]],
+    default: dict[str, int],
+    batch_size: int,
+    overtakes: list[bool],
+) -> None:
+    check_pruning(history_engine, steps, default, None, batch_size, overtakes)
+
+
+def check_pruning(
+    history_engine: sa.Engine,
+    steps: list[tuple[str, int, int, int]],
+    default: dict[str, int],
+    package_rules: dict[str, int] | None,
+    batch_size: int,
+    overtakes: list[bool],
+) -> None:
+    """Write the steps, prune, and check H1-H3, R1-R6 and the dry run."""
     engine = history_engine
     empty(engine)
-    write_history(engine, steps)
+    write_history(engine, steps, overtakes)
     table = {**default, "models": {"Package": package_rules}} if package_rules else default
     if not table or table == {"models": {"Package": {}}}:
         table = {"keep_versions": 1}
@@ -172,6 +208,10 @@ def test_pruning_keeps_exactly_what_the_policy_allows(
     real = prune(engine, policy, batch_size=batch_size, now=NOW, pause=0)
 
     event(f"versions deleted: {'some' if real.versions_deleted else 'none'}")
+    disordered = any(
+        end is not None and end < tx for rows in before["Package"].values() for tx, end, _ in rows
+    )
+    event(f"ids out of commit order: {'yes' if disordered else 'no'}")
     event(f"whole deleted histories: {'yes' if default.get('deleted_keep_days') else 'no'}")
     assert history_problems(engine) == []  # H1-H3
     referenced: set[int] = set()
@@ -192,15 +232,15 @@ def test_pruning_keeps_exactly_what_the_policy_allows(
     assert unreferenced_transactions(engine) == set()
     with engine.connect() as conn:
         assert set(conn.execute(sa.select(CHANGES.c.transaction_id)).scalars()) <= referenced
-    assert dry.to_json()["tables"] == real.to_json()["tables"]
+    assert dry.tables == real.tables
     assert dry.transactions_deleted == real.transactions_deleted
 
     with Session(engine) as session:
         for package in session.scalars(sa.select(models.Package)):
             versions = package.versions.all()
-            assert [v.transaction_id for v in versions] == [
+            assert [v.transaction_id for v in versions] == sorted(
                 tx for tx, _, _ in after_packages(engine, package.id)
-            ]
+            )
             oldest = versions[0]
             for key, (old, new) in oldest.changeset.items():
                 assert new == getattr(oldest, key)

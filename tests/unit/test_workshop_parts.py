@@ -9,6 +9,8 @@ import pytest
 from workshop.branches import _workspace
 from workshop.exercise_checks import _is_revert
 from workshop.exercises import EXERCISES, exercise
+from workshop.kit import constants
+from workshop.walkthrough import matches
 
 
 def version(operation: int, summary: str, transaction: int) -> dict[str, Any]:
@@ -76,3 +78,24 @@ def test_later_layers_win_and_the_readme_is_the_exercises_own() -> None:
         "exercise/README.md": ("100644", "r2"),
     }
     assert _workspace(blobs, exercise(1), solved=True)["exercise/models.py"] == ("100644", "m1")
+
+
+def test_a_field_left_in_an_expected_hint_matches_what_only_the_run_knows() -> None:
+    expected = "the database is at revision {revision}, which is stale: reset"
+    assert matches(expected, "the database is at revision 0123abcd, which is stale: reset")
+    assert not matches(expected, "the database is at revision , which is stale: reset")
+    assert not matches(expected, "the database is at revision 0123abcd, which is stale")
+    assert matches("a set: __versioned__ = {}", "a set: __versioned__ = {}")
+    assert not matches("a set: __versioned__ = {}", "a set: __versioned__ = {x}")
+    assert matches(None, None) and not matches(None, "done")
+
+
+def test_the_kit_constants_are_read_without_running_the_kit() -> None:
+    db = constants("exercise-1/start/db.py")
+    assert db["START_OVER"].startswith("python db.py reset")
+    assert set(db["AFTER_RESET"]) == {item.number for item in EXERCISES}
+    assert "engine" not in db and "HERE" not in db  # not constants: skipped
+    for script in ("exercise-1/{}/run.py", "exercise-2/{}/crud.py"):
+        start, solution = (constants(script.format(layer)) for layer in ("start", "solution"))
+        assert start["ALREADY_THERE"] == solution["ALREADY_THERE"]
+        assert start["ALREADY_THERE"].endswith(db["START_OVER"])

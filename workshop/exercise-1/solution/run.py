@@ -6,16 +6,18 @@ python run.py
 from __future__ import annotations
 
 import sqlalchemy as sa
-from db import engine
+from db import START_OVER, engine
 from sqlalchemy.orm import Session
 
 from models import Maintainer, Package, Release
+
+ALREADY_THERE = "the packages are in the database already; to start over: " + START_OVER
 
 
 def main() -> None:
     with Session(engine) as session:
         if session.scalar(sa.select(sa.func.count()).select_from(Package)):
-            print("the packages are there already (python db.py reset to start again)")
+            print(ALREADY_THERE)
             return
         ann = Maintainer(username="ann", email="ann@example.org")
         bob = Maintainer(username="bob", email="bob@example.org")

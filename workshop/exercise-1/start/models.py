@@ -1,12 +1,13 @@
 """The package index: packages, their releases, and the maintainers who keep them.
 
-Package is written for you. Your part (README.md, step 1):
+Package is written for you. Your part (README.md, step 1), in this order:
 
+- package_maintainer: the association table between package and maintainer, above
+  Package (which names it: Python runs this file from top to bottom).
+- On Package: ``releases`` (one-to-many) and ``maintainers`` (many-to-many).
 - Release: id, package_id (a foreign key to package.id), version (a string), yanked
   (a bool, False by default), and ``package``, the relationship back to its Package.
 - Maintainer: id, username (unique), email, and ``packages``.
-- package_maintainer: the association table between package and maintainer.
-- On Package: ``releases`` (one-to-many) and ``maintainers`` (many-to-many).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# package_maintainer = sa.Table(...) goes here, above Package, which will use it.
 
 
 class Package(Base):

@@ -6,16 +6,18 @@ python crud.py
 from __future__ import annotations
 
 import sqlalchemy as sa
-from db import engine
+from db import START_OVER, engine
 from sqlalchemy.orm import Session
 
 from models import Package, Release
+
+ALREADY_THERE = "flask is in the database already; to start over: " + START_OVER
 
 
 def main() -> None:
     with Session(engine) as session:
         if session.scalar(sa.select(Package).where(Package.name == "flask")):
-            print("flask is there already (python db.py reset to start again)")
+            print(ALREADY_THERE)
             return
         flask = Package(
             name="flask", summary="A micro framework", releases=[Release(version="3.0.0")]

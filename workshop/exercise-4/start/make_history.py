@@ -9,11 +9,10 @@ so that round k happened 5 + 30 * (11 - k) days ago: the oldest is 335 days old.
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 
 import sqlalchemy as sa
-from db import engine
+from db import START_OVER, engine
 from sqlalchemy.orm import Session
 
 from models import Package, Release, utc_now
@@ -22,13 +21,15 @@ NAMES = ("requests", "attrs", "flask", "click", "rich")
 ROUNDS = 12
 DAYS_APART = 30
 DELETE_ROUND = 6
+ALREADY_THERE = "there is history already; to start over: " + START_OVER
 transaction = sa.table("transaction", sa.column("id"), sa.column("issued_at"))
 
 
 def main() -> None:
     with Session(engine) as session:
         if session.scalar(sa.select(sa.func.count()).select_from(Package)):
-            sys.exit("there is history already: python db.py reset; alembic upgrade head; again")
+            print(ALREADY_THERE)
+            return
         packages = [
             Package(name=name, summary=f"{name}, round 0", releases=[Release(version="1.0")])
             for name in NAMES
