@@ -148,15 +148,14 @@ def _hot_packages(engine: sa.Engine, records: int) -> None:
 
 
 def _targets() -> tuple[Any, list[Any]]:
-    from vestige.policy import parse_policy
-    from vestige.retention import version_tables
+    from vestige.retention import parse_policy, version_tables
 
     return parse_policy(POLICY), version_tables(parse_policy(POLICY))
 
 
 def raw_delete(url: str, now: datetime) -> dict[str, float]:
     """One DELETE for the version rows, one for the orphaned transactions (and changes)."""
-    from vestige.prunable import prunable_keys
+    from vestige.retention.prunable import prunable_keys
 
     models = _models()
     _, targets = _targets()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from vestige.cli_support import ErrorTranslatingGroup
+from vestige.cli.support import ErrorTranslatingGroup
 from workshop import messages
 from workshop.branches import setup as setup_branches
 from workshop.exercise_checks import check as check_exercise

@@ -184,7 +184,7 @@ class PrunerBusy(VestigeError):
 class UnversionedWriteError(VestigeError):
     """A bulk statement would change a versioned table without writing its history.
 
-    Raised by the bulk-write guard in ``raise`` mode (see :mod:`vestige.bulk_writes`)
+    Raised by the bulk-write guard in ``raise`` mode (see :mod:`vestige.versioning.bulk`)
     before the statement runs, so nothing has changed.
     """
 

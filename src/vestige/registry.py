@@ -17,10 +17,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.orm.mapper import _all_registries
-from sqlalchemy_continuum import version_class
+
+# Continuum's manager itself, not vestige.versioning's name for it: the registry sits
+# below the domains (see [tool.importlinter] in pyproject.toml).
+from sqlalchemy_continuum import version_class, versioning_manager
 
 from vestige.errors import ConfigError, ModelNotFound
-from vestige.versioning import versioning_manager
 
 __all__ = ["VersionedModel", "import_models", "resolve_model", "versioned_models"]
 

@@ -75,12 +75,12 @@ from pytest_alembic.tests.default import (
     test_upgrade,
 )
 
-from vestige import native, probe
-from vestige.check import check, models_metadata, project_alembic_config
 from vestige.config import load_settings, render_url
 from vestige.errors import first_line
+from vestige.migrations import native, probe
+from vestige.migrations.check import check, models_metadata, project_alembic_config
 from vestige.registry import import_models
-from vestige.versioning import versioning_manager
+from vestige.versioning.setup import versioning_manager
 
 __all__ = [
     "test_model_definitions_match_ddl",

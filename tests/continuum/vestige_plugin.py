@@ -3,7 +3,7 @@
 Loaded with ``-p vestige_plugin`` by ``tests/continuum/suite.py``; the suite's files stay
 as shipped. Two environment variables choose what it patches in:
 
-- ``VESTIGE_UOW``: ``vestige`` installs :class:`vestige.unit_of_work.SetBasedUnitOfWork`
+- ``VESTIGE_UOW``: ``vestige`` installs :class:`vestige.versioning.unit_of_work.SetBasedUnitOfWork`
   and its update tracking on Continuum's global manager (the one the suite uses), as
   ``vestige.versioning.make_versioned`` does; ``stock`` leaves Continuum's.
 - ``VESTIGE_STRATEGY``: ``validity`` forces the validity strategy on every test case
@@ -22,7 +22,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import sqlalchemy_continuum
 
     if os.environ.get("VESTIGE_UOW", "stock") == "vestige":
-        from vestige.unit_of_work import SetBasedUnitOfWork, install_flush_tracking
+        from vestige.versioning.unit_of_work import SetBasedUnitOfWork, install_flush_tracking
 
         # What vestige.versioning.make_versioned does to the manager it configures.
         sqlalchemy_continuum.versioning_manager.uow_class = SetBasedUnitOfWork

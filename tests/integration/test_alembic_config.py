@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from tests.integration.alembic_projects import alembic_init
-from vestige.check import NO_ALEMBIC_CONFIG, NO_CONFIG_FILE, project_alembic_config
 from vestige.cli import app
-from vestige.cli_check import OK_LINE
+from vestige.cli.check import OK_LINE
+from vestige.migrations.check import NO_ALEMBIC_CONFIG, NO_CONFIG_FILE, project_alembic_config
 from vestige.testing import fast_sqlite  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("fast_sqlite")

@@ -18,8 +18,8 @@ from alembic.config import Config
 import models
 from tests.conftest import ROOT
 from tests.conftest import alembic_config as make_config
-from vestige.autogen import DROPPED_NOTE, KEPT_NOTE, RENAME_NOTE
-from vestige.check import check
+from vestige.migrations.autogenerate import DROPPED_NOTE, KEPT_NOTE, RENAME_NOTE
+from vestige.migrations.check import check
 from vestige.testing import fast_sqlite  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("fast_sqlite")

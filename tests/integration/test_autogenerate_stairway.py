@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from vestige.autogen import DROPPED_TABLE_NOTE, KEPT_NOTE, RENAME_NOTE
-from vestige.check import MESSAGES
+from vestige.migrations.autogenerate import DROPPED_TABLE_NOTE, KEPT_NOTE, RENAME_NOTE
+from vestige.migrations.check import MESSAGES
 
 MODELS = """
 import os
@@ -106,7 +106,7 @@ import alembic.command
 import alembic.config
 import sqlalchemy.orm
 import sqlalchemy_continuum
-import vestige.check
+import vestige.migrations.check
 import vestige.migrations
 
 sqlalchemy.event.listen(
@@ -148,7 +148,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy_continuum import version_class
 
 import scratch_models as m
-from vestige.check import check
+from vestige.migrations.check import check
 
 config = Config()
 config.set_main_option("script_location", str(Path("migrations").resolve()))
@@ -245,7 +245,7 @@ if "plugin" in plan:
         testing.test_versioning_works_at_every_step(context, engine, m.Base.metadata, {})
     out["plugin"] = ["test_versioning_works_at_every_step"]
 if "drift" in plan:
-    from vestige.native import AuditTrigger
+    from vestige.migrations.native import AuditTrigger
 
     def findings():
         return [f.line() for f in check(config, engine, m.Base.metadata).findings]

@@ -11,15 +11,15 @@ from sqlalchemy.orm import Session
 
 import models
 from tests.integration.history_invariants import history_problems
-from vestige.bulk_writes import (
+from vestige.config import Settings
+from vestige.errors import ConfigError, UnversionedWriteError, UnversionedWriteWarning
+from vestige.versioning.bulk import (
     BAD_MODE_MESSAGE,
     SKIP_OPTION,
     BulkWriteMode,
     bulk_write_mode,
     install_bulk_write_guard,
 )
-from vestige.config import Settings
-from vestige.errors import ConfigError, UnversionedWriteError, UnversionedWriteWarning
 
 INSERT, UPDATE, DELETE = 0, 1, 2
 

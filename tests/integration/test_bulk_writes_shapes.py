@@ -24,7 +24,9 @@ from sqlalchemy_continuum.plugins import TransactionChangesPlugin
 
 import models
 from tests.integration.history_invariants import history_problems
-from vestige.bulk_writes import (
+from vestige.errors import UnversionedWriteError
+from vestige.versioning import configure_mappers, versioning_manager
+from vestige.versioning.bulk import (
     JOINED_DELETE_MESSAGE,
     JOINED_INSERT_MESSAGE,
     JOINED_KEY_MESSAGE,
@@ -32,8 +34,6 @@ from vestige.bulk_writes import (
     UNTYPED_MESSAGE,
     install_bulk_write_guard,
 )
-from vestige.errors import UnversionedWriteError
-from vestige.versioning import configure_mappers, versioning_manager
 
 INSERT, UPDATE, DELETE = 0, 1, 2
 

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 import models
 from tests.conftest import ROOT
 from tests.conftest import alembic_config as make_config
-from vestige.check import MESSAGES, check
 from vestige.cli import app
-from vestige.cli_check import LINT_NOTHING, LINT_SKIPPED, OK_LINE
+from vestige.cli.check import LINT_NOTHING, LINT_SKIPPED, OK_LINE
+from vestige.migrations.check import MESSAGES, check
 from vestige.testing import fast_sqlite  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("fast_sqlite")

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tests.conftest import ROOT
 from tests.conftest import alembic_config as make_config
-from vestige.lint import VERSION_TABLE_NOTE, lint_pending
+from vestige.migrations.lint import VERSION_TABLE_NOTE, lint_pending
 
 PENDING = '''"""risky for big tables"""
 import sqlalchemy as sa

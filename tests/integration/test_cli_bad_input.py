@@ -27,12 +27,13 @@ from sqlalchemy.orm import Session
 
 from models.sample_data import write_sample_data
 from tests.conftest import ROOT
-from vestige import cli_history, cli_prune
 from vestige.cli import app
-from vestige.cli_history import BAD_KEY, BAD_TX, BAD_USER, INT_RANGE, OUT_OF_RANGE_WHEN
-from vestige.cli_support import DECLINED, INTERRUPTED, NOT_MIGRATED
+from vestige.cli import history as cli_history
+from vestige.cli import prune as cli_prune
+from vestige.cli.history import BAD_KEY, BAD_TX, BAD_USER, INT_RANGE, OUT_OF_RANGE_WHEN
+from vestige.cli.support import DECLINED, INTERRUPTED, NOT_MIGRATED
 from vestige.errors import COMMAND_EXIT_CODES, ExitCode
-from vestige.policy import MAX_DAYS, NOT_UTF8, TOO_LARGE, WHY
+from vestige.retention.policy import MAX_DAYS, NOT_UTF8, TOO_LARGE, WHY
 
 # fixtures, imported to be found
 __all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]

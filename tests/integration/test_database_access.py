@@ -21,7 +21,7 @@ from vestige.database import (
     SQLITE_LOCKED_HINT,
     SQLITE_READ_ONLY_HINT,
 )
-from vestige.prune_lock import LOCK_SUFFIX
+from vestige.retention.lock import LOCK_SUFFIX
 from vestige.testing import fast_sqlite  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("fast_sqlite")

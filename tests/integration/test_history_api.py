@@ -1,4 +1,4 @@
-"""vestige.history and vestige.restore against real SQLite and PostgreSQL databases.
+"""vestige.history and vestige.history.restore against real SQLite and PostgreSQL databases.
 
 The story: three maintainers edit two packages over eight transactions, each
 transaction backdated to a fixed hour so timestamps are exact.
@@ -18,7 +18,7 @@ from test_history_api_fixtures import BACKEND_PARAMS, count_statements, module_d
 import models
 from vestige.errors import ConfigError, HistoryPruned, RecordNotFound, RestoreRefused
 from vestige.history import Change, Operation, as_of, at, changes, diff, history
-from vestige.restore import Action, plan_restore, restore
+from vestige.history.restore import Action, plan_restore, restore
 from vestige.versioning import actor
 
 EPOCH = datetime(2026, 1, 1)

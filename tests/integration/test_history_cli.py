@@ -14,9 +14,9 @@ from test_history_api_fixtures import BACKEND_PARAMS, module_database
 
 import models
 from tests.conftest import ROOT
-from vestige import cli_history
 from vestige.cli import app
-from vestige.cli_history import (
+from vestige.cli import history as cli_history
+from vestige.cli.history import (
     AS_OF_AND_DIFF,
     BAD_KEY,
     BAD_LIMIT_WITH,
@@ -24,8 +24,9 @@ from vestige.cli_history import (
     BAD_WHEN,
     NOTHING_TO_RESTORE,
 )
-from vestige.history import NO_HISTORY, NOT_THEN, PRUNED_AS_OF, history
-from vestige.restore import UNKNOWN_RELATION
+from vestige.history import history
+from vestige.history.reading import NO_HISTORY, NOT_THEN, PRUNED_AS_OF
+from vestige.history.restore import UNKNOWN_RELATION
 from vestige.versioning import actor
 
 EPOCH = datetime(2026, 1, 1, 9, 0)

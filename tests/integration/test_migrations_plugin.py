@@ -19,7 +19,7 @@ from pytest_alembic import runner
 import models
 from tests.conftest import ROOT, reset_postgres_schema
 from tests.conftest import alembic_config as make_config
-from vestige.probe import LOST_ROWS, UNVERSIONABLE
+from vestige.migrations.probe import LOST_ROWS, UNVERSIONABLE
 from vestige.testing import (  # noqa: F401 (fixtures and tests, collected here)
     alembic_runner,
     fast_sqlite,

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 import models
 from vestige.errors import DatabaseError, PrunerBusy
-from vestige.policy import Policy, Rules
-from vestige.prune_lock import LOCK_FILE_FAILED, LOCK_SUFFIX, pruner_lock
 from vestige.retention import prune
+from vestige.retention.lock import LOCK_FILE_FAILED, LOCK_SUFFIX, pruner_lock
+from vestige.retention.policy import Policy, Rules
 from vestige.testing import fast_sqlite  # noqa: F401 (a fixture)
 
 # fixtures, imported to be found

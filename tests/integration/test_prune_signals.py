@@ -30,7 +30,7 @@ from retention_support import (
 from test_retention_cli import history, policy_file
 
 from tests.conftest import ROOT
-from vestige.cli_prune import INTERRUPTED, PAUSE_AFTER_FIRST_BATCH, PAUSED, STOPPING
+from vestige.cli.prune import INTERRUPTED, PAUSE_AFTER_FIRST_BATCH, PAUSED, STOPPING
 from vestige.errors import ExitCode
 
 # fixtures, imported to be found

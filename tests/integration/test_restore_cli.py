@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 
 import models
 from tests.conftest import ROOT
-from vestige import cli_history
 from vestige.cli import app
-from vestige.cli_history import RESTORE_NEEDS_YES
+from vestige.cli import history as cli_history
+from vestige.cli.history import RESTORE_NEEDS_YES
 from vestige.errors import RestoreConflict
-from vestige.restore import CHANGED
+from vestige.history.restore import CHANGED
 
 EPOCH = datetime(2026, 1, 1, 9, 0)
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 import models
 from vestige.errors import RestoreConflict
 from vestige.history import history
-from vestige.restore import BUSY, CHANGED, plan_restore, restore
+from vestige.history.restore import BUSY, CHANGED, plan_restore, restore
 
 COLUMNS = ("name", "summary", "homepage", "license_id", "created_at")
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 import models
 from vestige.history import Change, history
-from vestige.restore import Action, RowChange, plan_restore, restore
+from vestige.history.restore import Action, RowChange, plan_restore, restore
 
 
 @dataclass

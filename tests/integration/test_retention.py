@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session
 
 import models
 from vestige.errors import ConfigError, PrunerBusy
-from vestige.policy import Policy, Rules, parse_policy
-from vestige.prune_lock import pruner_lock
 from vestige.retention import TRANSACTION_PHASE, Progress, PruneReport, prune
+from vestige.retention.lock import pruner_lock
+from vestige.retention.policy import Policy, Rules, parse_policy
 
 # fixtures, imported to be found
 __all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]

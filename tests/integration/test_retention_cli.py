@@ -21,10 +21,10 @@ from retention_support import (
 from sqlalchemy.orm import Session
 
 import models
-from vestige import cli_prune
 from vestige.cli import app
+from vestige.cli import prune as cli_prune
 from vestige.errors import ExitCode
-from vestige.prune_lock import pruner_lock
+from vestige.retention.lock import pruner_lock
 
 # fixtures, imported to be found
 __all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]

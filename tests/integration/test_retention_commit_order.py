@@ -32,9 +32,9 @@ from sqlalchemy.orm import Session
 
 import models
 from vestige.history import history
-from vestige.policy import parse_policy
-from vestige.prunable import prunable_keys
 from vestige.retention import Progress, prune, version_tables
+from vestige.retention.policy import parse_policy
+from vestige.retention.prunable import prunable_keys
 
 __all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]
 

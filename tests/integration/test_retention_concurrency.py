@@ -37,8 +37,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 import models
 from vestige.history import history
-from vestige.policy import parse_policy
 from vestige.retention import prune
+from vestige.retention.policy import parse_policy
 
 __all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]
 

@@ -39,8 +39,8 @@ from retention_support import (
 from sqlalchemy.orm import Session
 
 import models
-from vestige.policy import parse_policy
 from vestige.retention import prune
+from vestige.retention.policy import parse_policy
 
 # fixtures, imported to be found
 __all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]

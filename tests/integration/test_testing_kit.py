@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from tests.conftest import ROOT
 from tests.integration.alembic_projects import alembic_init
-from vestige import probe
+from vestige.migrations import probe
 from vestige.testing import (
     ENV_PY_ELSEWHERE,
     NOT_EMPTY,

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 import models
 from tests.integration.history_invariants import history_problems
-from vestige.bulk_writes import install_bulk_write_guard
+from vestige.versioning.bulk import install_bulk_write_guard
 
 THREADS = 4
 ROUNDS = 4

@@ -28,12 +28,13 @@ from sqlalchemy_continuum import version_class
 
 from tests.support import zoo_models as zoo
 from vestige.cli import app
-from vestige.cli_history import _json_default
+from vestige.cli.history import _json_default
 from vestige.errors import ConfigError
 from vestige.history import Operation, Version, as_of, changes, diff, history
-from vestige.policy import parse_policy
-from vestige.restore import plan_restore
-from vestige.retention import MIXED_HIERARCHY, prune
+from vestige.history.restore import plan_restore
+from vestige.retention import prune
+from vestige.retention.engine import MIXED_HIERARCHY
+from vestige.retention.policy import parse_policy
 from vestige.versioning import versioning_manager
 
 MODULE = "tests.support.zoo_models"

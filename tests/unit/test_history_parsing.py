@@ -11,17 +11,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import models
 from vestige.cli import app
-from vestige.cli_history import BAD_KEY, BAD_USER, BAD_WHEN, parse_key, parse_user, parse_when, show
+from vestige.cli.history import BAD_KEY, BAD_USER, BAD_WHEN, parse_key, parse_user, parse_when, show
 from vestige.errors import ConfigError
-from vestige.history import (
-    Change,
-    Operation,
-    Version,
-    diff,
-    label_attribute,
-    normalize_key,
-    record_label,
-)
+from vestige.history import Change, Operation, Version, diff, label_attribute
+from vestige.history.reading import normalize_key, record_label
 
 
 class _Base(DeclarativeBase):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vestige.check import MESSAGES, Finding
-from vestige.native import AuditTrigger, normalise_body
+from vestige.migrations.check import MESSAGES, Finding
+from vestige.migrations.native import AuditTrigger, normalise_body
 
 
 def test_finding_line_names_table_problem_and_fix() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from vestige.autogen import migrations_section, on_drop_column_setting
 from vestige.errors import ConfigError
+from vestige.migrations.autogenerate import migrations_section, on_drop_column_setting
 
 
 class _Environment:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from vestige.errors import ConfigError
-from vestige.policy import (
+from vestige.retention.policy import (
     MAX_DAYS,
     MAX_POLICY_BYTES,
     MAX_VERSIONS,

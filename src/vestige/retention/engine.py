@@ -2,14 +2,13 @@
 
 ::
 
-    from vestige.policy import load_policy
-    from vestige.retention import prune
+    from vestige.retention import load_policy, prune
 
     report = prune(engine, load_policy(settings.raw), dry_run=True)
 
 How a run goes, per version table (entity and many-to-many association tables):
 
-1. the prunable rows (:mod:`vestige.prunable`, one SQL query) are materialised as their
+1. the prunable rows (:mod:`vestige.retention.prunable`, one SQL query) are materialised as their
    keys into a temporary table, numbered oldest first in commit order within each record;
 2. a real run deletes them in batches of ``batch_size`` rows, each batch its own
    committed transaction; a dry run only counts them.
@@ -38,18 +37,18 @@ import sqlalchemy as sa
 from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
 
 from vestige.errors import ConfigError
-from vestige.policy import Policy
-from vestige.prunable import VersionTable, prunable_keys
-from vestige.prune_lock import pruner_lock
-from vestige.prune_report import (
+from vestige.registry import VersionedModel, versioned_models
+from vestige.retention.lock import pruner_lock
+from vestige.retention.policy import Policy
+from vestige.retention.prunable import VersionTable, prunable_keys
+from vestige.retention.report import (
     TRANSACTION_PHASE,
     Progress,
     ProgressCallback,
     PruneReport,
     TableReport,
 )
-from vestige.registry import VersionedModel, versioned_models
-from vestige.versioning import versioning_manager
+from vestige.versioning.setup import versioning_manager
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -50,7 +50,7 @@ from vestige.errors import (
     RestoreRefused,
     first_line,
 )
-from vestige.history import (
+from vestige.history.reading import (
     Change,
     Operation,
     Version,
@@ -61,7 +61,7 @@ from vestige.history import (
     normalize_key,
     record_label,
 )
-from vestige.versioning import versioning_manager
+from vestige.versioning.setup import versioning_manager
 
 __all__ = ["Action", "RestorePlan", "RestoreResult", "RowChange", "plan_restore", "restore"]
 

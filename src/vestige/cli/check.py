@@ -6,10 +6,10 @@ import json
 
 import click
 
-from vestige.check import check as run_check
-from vestige.check import models_metadata, project_alembic_config
-from vestige.cli_support import Project, models_option
+from vestige.cli.support import Project, models_option
 from vestige.errors import exit_codes_help
+from vestige.migrations.check import check as run_check
+from vestige.migrations.check import models_metadata, project_alembic_config
 
 OK_LINE = "ok: at head {heads}; {version_tables} version tables checked{native}"
 LINT_SKIPPED = "lint: skipped, its rules are PostgreSQL's and this database is {dialect}"
@@ -59,7 +59,7 @@ def check(
         report = run_check(config, engine, metadata)
         lint_findings = None
         if lint:
-            from vestige.lint import lint_pending
+            from vestige.migrations.lint import lint_pending
 
             lint_findings = lint_pending(config, engine)
         dialect = engine.dialect.name

@@ -4,7 +4,7 @@ Each command parses its options, calls one library function and prints what it
 returns. Errors raised on purpose (:class:`~vestige.errors.VestigeError`), usage errors,
 database errors and interruptions become one line on stderr (and one JSON object on
 stdout under ``--json``) and an exit code of :class:`~vestige.errors.ExitCode`; the
-database URL is shown without its password (see :mod:`vestige.cli_support`).
+database URL is shown without its password (see :mod:`vestige.cli.support`).
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ from __future__ import annotations
 import click
 
 from vestige import __version__
-from vestige.cli_check import check
-from vestige.cli_history import history_command, restore_command
-from vestige.cli_prune import prune
-from vestige.cli_support import ErrorTranslatingGroup, Project
+from vestige.cli.check import check as check_command
+from vestige.cli.history import history_command, restore_command
+from vestige.cli.prune import prune as prune_command
+from vestige.cli.support import ErrorTranslatingGroup, Project
 from vestige.config import load_settings
 
+# The commands are imported under other names: ``vestige.cli.check`` and
+# ``vestige.cli.prune`` must stay the submodules (tests patch them).
 __all__ = ["app"]
 
 
@@ -42,5 +44,5 @@ def app(ctx: click.Context) -> None:
 
 app.add_command(history_command)
 app.add_command(restore_command)
-app.add_command(check)
-app.add_command(prune)
+app.add_command(check_command)
+app.add_command(prune_command)

@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from vestige.policy import Rules
+from vestige.retention.policy import Rules
 
 __all__ = ["DELETE_OPERATION", "VersionTable", "classified", "prunable_keys"]
 

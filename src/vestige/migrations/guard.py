@@ -11,7 +11,7 @@ passes :func:`process_revision_directives` to ``context.configure`` so that a cu
 
 On top of the guard, :func:`comparison_options` gives ``context.configure`` everything
 Vestige adds to autogenerate (kept history columns are not proposed for dropping; see
-:mod:`vestige.autogen` for what happens to a proposed revision), and
+:mod:`vestige.migrations.autogenerate` for what happens to a proposed revision), and
 :func:`rename_column` / :func:`rename_table` rename a versioned model's table or column
 together with its version table, history intact.
 
@@ -23,15 +23,19 @@ one reviewed-looking revision.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import orm
-from sqlalchemy.orm.mapper import _all_registries
 
 from vestige.errors import VersionTablesMissing
-from vestige.versioning import versioning_manager
+from vestige.migrations.autogenerate import rewrite
+from vestige.migrations.tables import (
+    expected_version_tables,
+    missing_version_tables,
+    version_tables_by_base,
+    versioned_classes_by_version_table,
+)
 
 __all__ = [
     "check_version_tables",
@@ -44,88 +48,6 @@ __all__ = [
     "version_tables_by_base",
     "versioned_classes_by_version_table",
 ]
-
-
-def _versioned_mappers(metadata: sa.MetaData) -> Iterator[orm.Mapper[Any]]:
-    for registry in _all_registries():
-        if registry.metadata is not metadata:
-            continue
-        for mapper in registry.mappers:
-            if isinstance(getattr(mapper.class_, "__versioned__", None), dict):
-                yield mapper
-
-
-def _version_table_name(mapper: orm.Mapper[Any]) -> str | None:
-    cls = mapper.class_
-    options: dict[str, Any] = {**versioning_manager.options, **cls.__versioned__}
-    if not options.get("versioning", True) or not options.get("create_tables", True):
-        return None
-    table = mapper.local_table
-    if not isinstance(table, sa.Table):
-        return None
-    name = str(options["table_name"]) % table.name
-    return f"{table.schema}.{name}" if table.schema else name
-
-
-def _association_version_tables(metadata: sa.MetaData, mapper: orm.Mapper[Any]) -> Iterator[str]:
-    """The version tables Continuum adds for the model's many-to-many ``secondary`` tables."""
-    cls = mapper.class_
-    options: dict[str, Any] = {**versioning_manager.options, **cls.__versioned__}
-    # mapper._props, not mapper.relationships: reading those would configure the mappers.
-    for key, prop in mapper._props.items():
-        if not isinstance(prop, orm.RelationshipProperty) or prop.viewonly:
-            continue
-        if key in options.get("exclude", ()) and key not in options.get("include", ()):
-            continue
-        secondary = prop._init_args.secondary.effective_value()
-        if isinstance(secondary, str):
-            secondary = metadata.tables.get(secondary)
-        elif callable(secondary):
-            secondary = secondary()
-        if isinstance(secondary, sa.Table):
-            name = str(options["table_name"]) % secondary.name
-            yield f"{secondary.schema}.{name}" if secondary.schema else name
-
-
-def expected_version_tables(metadata: sa.MetaData) -> set[str]:
-    """The version tables (and ``transaction``) that versioned models of ``metadata`` need.
-
-    Args:
-        metadata: The target metadata of a migration environment.
-
-    Returns:
-        Table keys as they appear in ``metadata.tables``; empty when nothing is versioned.
-    """
-    expected = {
-        name for mapper in _versioned_mappers(metadata) if (name := _version_table_name(mapper))
-    }
-    for mapper in _versioned_mappers(metadata):
-        expected.update(_association_version_tables(metadata, mapper))
-    if expected:
-        expected.add("transaction")
-    return expected
-
-
-def versioned_classes_by_version_table(metadata: sa.MetaData) -> dict[str, tuple[str, str]]:
-    """``{version table: (model class name, base table)}`` for the models of ``metadata``."""
-    found: dict[str, tuple[str, str]] = {}
-    for mapper in _versioned_mappers(metadata):
-        name = _version_table_name(mapper)
-        if name and isinstance(mapper.local_table, sa.Table):
-            found[name] = (mapper.class_.__name__, mapper.local_table.name)
-    return found
-
-
-def version_tables_by_base(metadata: sa.MetaData) -> dict[str, str]:
-    """``{base table: version table}`` for the versioned models of ``metadata``."""
-    return {
-        base: version for version, (_, base) in versioned_classes_by_version_table(metadata).items()
-    }
-
-
-def missing_version_tables(metadata: sa.MetaData) -> list[str]:
-    """The expected version tables that ``metadata`` does not hold, sorted."""
-    return sorted(expected_version_tables(metadata) - set(metadata.tables))
 
 
 def check_version_tables(metadata: sa.MetaData | Iterable[sa.MetaData] | None) -> None:
@@ -148,16 +70,14 @@ def check_version_tables(metadata: sa.MetaData | Iterable[sa.MetaData] | None) -
 def process_revision_directives(context: Any, revision: Any, directives: list[Any]) -> None:
     """Alembic hook: run :func:`check_version_tables`, then make the revision history-aware.
 
-    After the guard, each proposed revision goes through :func:`vestige.autogen.rewrite`:
-    dropped columns keep their history, likely renames are pointed out, and native audit
-    triggers follow the columns.
+    After the guard, each proposed revision goes through
+    :func:`vestige.migrations.autogenerate.rewrite`: dropped columns keep their history,
+    likely renames are pointed out, and native audit triggers follow the columns.
     """
     metadata = context.opts.get("target_metadata")
     check_version_tables(metadata)
     if not isinstance(metadata, sa.MetaData):
         return
-    from vestige.autogen import rewrite
-
     for script in directives:
         rewrite(context, script, metadata)
 
@@ -240,7 +160,7 @@ def rename_table(old: str, new: str, *, version_suffix: str = "_version") -> Non
     from alembic import op
 
     if op.get_context().dialect.name == "postgresql":
-        from vestige import native
+        from vestige.migrations import native
 
         native.drop_audit_trigger(old)
     pairs = [(old, new)]

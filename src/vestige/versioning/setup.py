@@ -36,8 +36,8 @@ from sqlalchemy_continuum import VersioningManager
 from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.transaction import TransactionFactory
 
-from vestige.bulk_writes import BulkWriteMode, install_bulk_write_guard
-from vestige.unit_of_work import SetBasedUnitOfWork, install_flush_tracking
+from vestige.versioning.bulk import BulkWriteMode, install_bulk_write_guard
+from vestige.versioning.unit_of_work import SetBasedUnitOfWork, install_flush_tracking
 
 __all__ = [
     "ISSUED_AT_INDEX",
@@ -127,11 +127,11 @@ def make_versioned(
         plugins: Continuum plugins to add after :class:`ActorPlugin`.
         options: Continuum options (``strategy``, ``native_versioning``, ...).
         unit_of_work_cls: The unit of work class. Vestige's
-            :class:`~vestige.unit_of_work.SetBasedUnitOfWork` by default; pass
+            :class:`~vestige.versioning.unit_of_work.SetBasedUnitOfWork` by default; pass
             ``sqlalchemy_continuum.UnitOfWork`` to go back to stock Continuum.
         bulk_writes: What bulk ``update()``/``delete()``/``insert()`` statements on
             versioned models do: ``"warn"``, ``"raise"`` or ``"version"`` (see
-            :mod:`vestige.bulk_writes`); by default ``[tool.vestige] bulk_writes``, else warn.
+            :mod:`vestige.versioning.bulk`); by default ``[tool.vestige] bulk_writes``, else warn.
 
     Returns:
         The configured manager. Calling again with the same manager changes nothing.

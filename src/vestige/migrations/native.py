@@ -10,7 +10,7 @@ This module builds the same SQL Continuum would (with its own classes), compares
 what the database holds, and gives revisions a few calls that are frozen at the columns
 of their time::
 
-    from vestige import native
+    from vestige.migrations import native
 
     native.install_transaction_trigger()
     native.sync_audit_trigger("package", ["id", "name"], primary_key=["id"])

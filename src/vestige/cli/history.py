@@ -23,10 +23,10 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import orm
 
-from vestige.cli_prune import stdin_is_terminal
-from vestige.cli_support import Project, models_option, pass_project
+from vestige.cli.prune import stdin_is_terminal
+from vestige.cli.support import Project, models_option, pass_project
 from vestige.errors import ConfigError, RecordNotFound, exit_codes_help
-from vestige.history import (
+from vestige.history.reading import (
     NO_HISTORY,
     Change,
     Operation,
@@ -38,9 +38,9 @@ from vestige.history import (
     key_columns,
     record_label,
 )
+from vestige.history.restore import Action, RestorePlan, RowChange, plan_restore, restore
 from vestige.registry import resolve_model
-from vestige.restore import Action, RestorePlan, RowChange, plan_restore, restore
-from vestige.versioning import actor, versioning_manager
+from vestige.versioning.setup import actor, versioning_manager
 
 __all__ = ["history_command", "parse_key", "parse_user", "parse_when", "restore_command"]
 

@@ -30,15 +30,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
-from vestige import native
 from vestige.errors import ConfigError
-from vestige.migrations import (
-    check_version_tables,
-    expected_version_tables,
-    kept_history_column,
-    versioned_classes_by_version_table,
-)
-from vestige.versioning import versioning_manager
+from vestige.migrations import native
+from vestige.migrations.guard import check_version_tables, kept_history_column
+from vestige.migrations.tables import expected_version_tables, versioned_classes_by_version_table
+from vestige.versioning.setup import versioning_manager
 
 __all__ = ["CheckReport", "Finding", "check", "models_metadata", "project_alembic_config"]
 

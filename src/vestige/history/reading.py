@@ -30,7 +30,7 @@ from sqlalchemy_continuum import version_class
 from sqlalchemy_continuum.utils import version_table
 
 from vestige.errors import ConfigError, HistoryPruned, RecordNotFound
-from vestige.versioning import versioning_manager
+from vestige.versioning.setup import versioning_manager
 
 __all__ = [
     "Change",

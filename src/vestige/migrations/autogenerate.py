@@ -22,11 +22,11 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 
-from vestige import native
 from vestige.config import load_settings
 from vestige.errors import ConfigError
-from vestige.migrations import version_tables_by_base
-from vestige.versioning import versioning_manager
+from vestige.migrations import native
+from vestige.migrations.tables import version_tables_by_base
+from vestige.versioning.setup import versioning_manager
 
 ON_DROP_COLUMN = ("keep", "drop")
 KEPT_NOTE = (
@@ -92,7 +92,7 @@ def on_drop_column_setting(context: Any) -> str:
     return str(value)
 
 
-# --- operations that only render (notes) or call vestige.native -----------------------
+# --- operations that only render (notes) or call vestige.migrations.native -----------
 
 
 class HistoryNoteOp(ops.MigrateOperation):
@@ -165,7 +165,7 @@ def _render_note(autogen_context: AutogenContext, op: HistoryNoteOp) -> str:
 
 @renderers.dispatch_for(SyncAuditTriggerOp)
 def _render_sync(autogen_context: AutogenContext, op: SyncAuditTriggerOp) -> str:
-    autogen_context.imports.add("from vestige import native")
+    autogen_context.imports.add("from vestige.migrations import native")
     trigger = op.trigger
     if trigger is None:
         return f"native.drop_audit_trigger({op.table!r})"
@@ -184,7 +184,7 @@ def _render_sync(autogen_context: AutogenContext, op: SyncAuditTriggerOp) -> str
 
 @renderers.dispatch_for(TransactionTriggerOp)
 def _render_transaction(autogen_context: AutogenContext, op: TransactionTriggerOp) -> str:
-    autogen_context.imports.add("from vestige import native")
+    autogen_context.imports.add("from vestige.migrations import native")
     call = "install" if op.install else "uninstall"
     argument = "" if op.table == "transaction" else repr(op.table)
     return f"native.{call}_transaction_trigger({argument})"

@@ -26,8 +26,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
-from vestige.check import Finding
 from vestige.errors import ConfigError
+from vestige.migrations.check import Finding
 
 __all__ = ["LOCK_RULES", "lint_pending", "lint_sql"]
 

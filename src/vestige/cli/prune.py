@@ -19,12 +19,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from vestige.cli_support import Project, database_error, models_option
+from vestige.cli.support import Project, database_error, models_option
 from vestige.errors import ConfigError, Declined, Interrupted, exit_codes_help
-from vestige.policy import Policy, load_policy
-from vestige.retention import DEFAULT_BATCH_SIZE, TRANSACTION_PHASE, PruneReport
-from vestige.retention import Progress as PruneProgress
-from vestige.retention import prune as prune_history
+from vestige.retention.engine import DEFAULT_BATCH_SIZE
+from vestige.retention.engine import prune as prune_history
+from vestige.retention.policy import Policy, load_policy
+from vestige.retention.report import TRANSACTION_PHASE, PruneReport
+from vestige.retention.report import Progress as PruneProgress
 
 __all__ = ["prune"]
 

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from vestige.versioning import versioning_manager
+from vestige.versioning.setup import versioning_manager
 
 __all__ = [
     "LOST_ROWS",

@@ -1,0 +1,48 @@
+"""History: reading it (:mod:`~vestige.history.reading`) and restoring it.
+
+Restoring is :mod:`~vestige.history.restore`.
+"""
+
+from __future__ import annotations
+
+from vestige.history.reading import (
+    Change,
+    Operation,
+    Touched,
+    TransactionChanges,
+    Version,
+    as_of,
+    at,
+    changes,
+    diff,
+    history,
+    label_attribute,
+)
+from vestige.history.restore import (
+    Action,
+    RestorePlan,
+    RestoreResult,
+    RowChange,
+    plan_restore,
+    restore,
+)
+
+__all__ = [
+    "Action",
+    "Change",
+    "Operation",
+    "RestorePlan",
+    "RestoreResult",
+    "RowChange",
+    "Touched",
+    "TransactionChanges",
+    "Version",
+    "as_of",
+    "at",
+    "changes",
+    "diff",
+    "history",
+    "label_attribute",
+    "plan_restore",
+    "restore",
+]
