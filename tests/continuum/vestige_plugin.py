@@ -22,7 +22,8 @@ def pytest_configure(config: pytest.Config) -> None:
     import sqlalchemy_continuum
 
     if os.environ.get("VESTIGE_UOW", "stock") == "vestige":
-        from vestige.versioning.unit_of_work import SetBasedUnitOfWork, install_flush_tracking
+        from vestige.versioning.recording import install_flush_tracking
+        from vestige.versioning.unit_of_work import SetBasedUnitOfWork
 
         # What vestige.versioning.make_versioned does to the manager it configures.
         sqlalchemy_continuum.versioning_manager.uow_class = SetBasedUnitOfWork

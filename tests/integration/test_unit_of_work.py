@@ -365,7 +365,7 @@ def test_match_keys_selects_exactly_the_given_keys(
     import random
     import uuid
 
-    from vestige.versioning.unit_of_work import KeyMatch, match_keys
+    from vestige.versioning.keys import KeyMatch, match_keys
 
     _KEY_TYPES.create_all(engine)
     rows = [
@@ -419,7 +419,7 @@ def test_closing_versions_looks_records_up_by_key(schema_engine: sa.Engine) -> N
     """The close must not walk every open version (one per live record) to find a few."""
     from sqlalchemy_continuum.utils import version_class
 
-    from vestige.versioning.unit_of_work import CloseTarget, close_statements
+    from vestige.versioning.row_plans import CloseTarget, close_statements
 
     with Session(schema_engine) as session:
         session.add_all(models.Package(name=f"pkg{i}", summary="v1") for i in range(3000))

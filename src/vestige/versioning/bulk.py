@@ -51,7 +51,8 @@ from sqlalchemy_continuum.utils import end_tx_column_name, tx_column_name
 
 from vestige.config import Settings, find_pyproject, read_tool_table
 from vestige.errors import ConfigError, UnversionedWriteError, UnversionedWriteWarning
-from vestige.versioning.unit_of_work import CloseTarget, close_statements, key_chunks, match_keys
+from vestige.versioning.keys import key_chunks, match_keys
+from vestige.versioning.row_plans import CloseTarget, close_statements
 
 __all__ = [
     "BULK_WRITE_MODES",

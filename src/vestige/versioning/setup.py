@@ -37,7 +37,8 @@ from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.transaction import TransactionFactory
 
 from vestige.versioning.bulk import BulkWriteMode, install_bulk_write_guard
-from vestige.versioning.unit_of_work import SetBasedUnitOfWork, install_flush_tracking
+from vestige.versioning.recording import install_flush_tracking
+from vestige.versioning.unit_of_work import SetBasedUnitOfWork
 
 __all__ = [
     "ISSUED_AT_INDEX",
