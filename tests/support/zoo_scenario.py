@@ -28,7 +28,7 @@ from sqlalchemy_continuum import version_class
 
 from tests.support import zoo_models as zoo
 from vestige.cli import app
-from vestige.cli.history import _json_default
+from vestige.cli.output import json_default
 from vestige.errors import ConfigError
 from vestige.history import Operation, Version, as_of, changes, diff, history
 from vestige.history.restore import plan_restore
@@ -222,7 +222,7 @@ def in_force(chain: list[dict[str, Any]], tx_id: int) -> dict[str, Any] | None:
 
 def as_json(value: Any) -> Any:
     """``value`` as the CLI writes it."""
-    return json.loads(json.dumps(value, default=_json_default))
+    return json.loads(json.dumps(value, default=json_default))
 
 
 # --- the checks -----------------------------------------------------------------------------

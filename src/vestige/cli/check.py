@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
+from vestige.cli.output import echo_json
 from vestige.cli.support import Project, models_option
 from vestige.errors import exit_codes_help
 from vestige.migrations.check import check as run_check
@@ -70,7 +69,7 @@ def check(
         data["ok"] = not findings
         if lint:
             data["lint"] = "skipped" if lint_findings is None else "done"
-        click.echo(json.dumps(data, indent=2))
+        echo_json(data)
     else:
         for finding in findings:
             click.echo(finding.line())

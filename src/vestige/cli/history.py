@@ -6,24 +6,20 @@ column's Python type before anything reaches SQL.
 
 from __future__ import annotations
 
-import io
-import json
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 import sqlalchemy as sa
 from rich import box
-from rich.console import Console, RenderableType
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import orm
 
-from vestige.cli.prune import stdin_is_terminal
+from vestige.cli.output import echo_json, echo_table, stdin_is_terminal
 from vestige.cli.support import Project, models_option, pass_project
 from vestige.errors import ConfigError, RecordNotFound, exit_codes_help
 from vestige.history.reading import (
@@ -45,8 +41,6 @@ from vestige.versioning.setup import actor, versioning_manager
 __all__ = ["history_command", "parse_key", "parse_user", "parse_when", "restore_command"]
 
 INT64_MAX = 2**63 - 1
-TABLE_WIDTH = 120
-"""Width of tables written to a pipe or a file (a terminal uses its own width)."""
 
 BAD_KEY = "bad key {text!r} for {model}: expected {expected}"
 INT_RANGE = "{name} (int) from {low} to {high}"
@@ -455,20 +449,15 @@ def _emit_restore(as_json: bool, plan: RestorePlan, new_tx: int | None, text: st
         return
     written = None if new_tx is None else {"restored": True, "transaction_id": new_tx}
     payload = {"plan": plan.to_dict(), "result": written}
-    click.echo(json.dumps(payload, indent=2, default=_json_default))
+    echo_json(payload)
 
 
 def _emit(as_json: bool, payload: Any, heading: str, table: RenderableType) -> None:
     if as_json:
-        click.echo(json.dumps(payload, indent=2, default=_json_default))
+        echo_json(payload)
         return
     click.echo(heading)
-    if sys.stdout.isatty():
-        Console(file=sys.stdout).print(table)
-        return
-    buffer = io.StringIO()
-    Console(file=buffer, width=TABLE_WIDTH, color_system=None, force_terminal=False).print(table)
-    click.echo("\n".join(line.rstrip() for line in buffer.getvalue().splitlines()))
+    echo_table(table)
 
 
 def _version_json(version: Version) -> dict[str, Any]:
@@ -494,13 +483,3 @@ def _diff_json(older: Version, newer: Version, changes: Sequence[Change]) -> dic
         "to_transaction_id": newer.transaction_id,
         "changes": {c.field: {"old": c.old, "new": c.new} for c in changes},
     }
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -19,6 +18,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from vestige.cli.output import (
+    echo_json,
+    stderr_is_terminal,
+    stdin_is_terminal,
+    stdout_console,
+)
 from vestige.cli.support import Project, database_error, models_option
 from vestige.errors import ConfigError, Declined, Interrupted, exit_codes_help
 from vestige.retention.engine import DEFAULT_BATCH_SIZE
@@ -44,7 +49,6 @@ DRY_RUN_SUMMARY = (
 RUN_SUMMARY = (
     "Deleted {versions:,} version rows and {transactions:,} transactions in {seconds:.2f} s."
 )
-REPORT_WIDTH = 120
 AFTER_FAILURE = "; nothing past the last committed batch changed"
 INTERRUPTED = "interrupted after {batches}; run it again to finish"
 STOPPING = "stopping after the current batch (press Ctrl-C again to stop at once)"
@@ -52,16 +56,6 @@ STOPPING = "stopping after the current batch (press Ctrl-C again to stop at once
 #: line on stdin (so that a test can signal a pruner at a known point).
 PAUSE_AFTER_FIRST_BATCH = "VESTIGE_PRUNE_PAUSE_AFTER_FIRST_BATCH"
 PAUSED = "paused after the first committed batch"
-
-
-def stdin_is_terminal() -> bool:
-    """Whether a person can answer a confirmation prompt."""
-    return sys.stdin is not None and sys.stdin.isatty()
-
-
-def stderr_is_terminal() -> bool:
-    """Whether a progress bar would be seen."""
-    return sys.stderr is not None and sys.stderr.isatty()
 
 
 @click.command("prune", epilog=exit_codes_help("prune"))
@@ -123,10 +117,9 @@ def prune(
             raise Declined(DECLINED)
     report = _run(project, policy, url, size, dry_run=dry_run, progress=stderr_is_terminal())
     if as_json:
-        click.echo(json.dumps(report.to_json()))
+        echo_json(report.to_json(), indent=None)
     else:
-        out = Console()
-        _print_report(out if out.is_terminal else Console(width=REPORT_WIDTH), report)
+        _print_report(stdout_console(), report)
 
 
 def _run(

@@ -6,7 +6,6 @@ assembles them into the ``vestige`` group.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any, NoReturn
 import click
 import sqlalchemy as sa
 
+from vestige.cli.output import echo_json
 from vestige.config import Settings, render_url
 from vestige.database import SERVER_HINT, database_hint, open_engine
 from vestige.errors import DatabaseError, Declined, Interrupted, VestigeError, first_line
@@ -109,7 +109,7 @@ class ErrorTranslatingGroup(click.Group):
         line = one_line(message)
         if self._wants_json(ctx):
             error = {"error": line, "exit_code": int(code), **(details or {})}
-            click.echo(json.dumps(error, default=str))
+            echo_json(error, indent=None)
         click.echo(f"error: {line}", err=True)
         ctx.exit(code)
 
