@@ -17,13 +17,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic.config import Config
 
+from tests.support.backends import BACKEND_PARAMS, reset_postgres_schema
+from tests.support.project import ROOT, alembic_config
 from vestige.config import render_url
 
-ROOT = Path(__file__).resolve().parent.parent
+# ROOT and alembic_config stay importable from here for the workshop's tests.
+__all__ = ["ROOT", "alembic_config"]
+
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-BACKENDS = ("sqlite", "postgresql")
 
 _postgres_problem: str | None = None
 
@@ -74,16 +76,7 @@ def postgres_database() -> Iterator[sa.URL]:
         admin.dispose()
 
 
-def reset_postgres_schema(url: sa.URL) -> None:
-    """Give the database an empty ``public`` schema."""
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with engine.connect() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    engine.dispose()
-
-
-@pytest.fixture(params=[pytest.param(b, marks=getattr(pytest.mark, b)) for b in BACKENDS])
+@pytest.fixture(params=BACKEND_PARAMS)
 def backend(request: pytest.FixtureRequest) -> str:
     """``"sqlite"`` or ``"postgresql"``; database tests are parametrized over both."""
     return str(request.param)
@@ -105,15 +98,6 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     engine = sa.create_engine(db_url)
     yield engine
     engine.dispose()
-
-
-def alembic_config(db_url: str, script_location: Path | None = None) -> Config:
-    """An Alembic config for this project, pointed at ``db_url``."""
-    config = Config(toml_file=str(ROOT / "pyproject.toml"))
-    config.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
-    if script_location is not None:
-        config.set_main_option("script_location", str(script_location))
-    return config
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ Runs in a process of its own (see :mod:`tests.support.zoo_models`). Each reading
 Vestige (the Python API, the CLI's ``--json``, the restore plan, pruning) is compared with
 what SQLAlchemy-Continuum itself loads through its version classes, record by record.
 The results are one row per (reading, shape): whether every record of that shape agreed,
-and the first disagreement; ``tests/integration/test_model_zoo.py`` asserts them.
+and the first disagreement; ``tests/test_model_zoo.py`` asserts them.
 """
 
 from __future__ import annotations

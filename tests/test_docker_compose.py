@@ -1,0 +1,72 @@
+"""docker-compose.yml promises what the README says (Docker itself cannot run here)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+
+from tests.support.project import ROOT
+
+
+def _compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _readme_database_url() -> sa.URL:
+    readme = (ROOT / "README.md").read_text()
+    urls = re.findall(r"export DATABASE_URL=(postgresql\+psycopg2://\S+)", readme)
+    assert urls, "the README exports no PostgreSQL DATABASE_URL"
+    assert len(set(urls)) == 1, f"the README shows different URLs: {set(urls)}"
+    return sa.make_url(urls[0])
+
+
+def test_db_service_is_postgres_16_with_a_healthcheck_and_a_named_volume() -> None:
+    compose = _compose()
+    db = compose["services"]["db"]
+    assert db["image"] == "postgres:16"
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    [volume] = db["volumes"]
+    name, _, target = volume.partition(":")
+    assert target == "/var/lib/postgresql/data"
+    assert name in compose["volumes"]
+
+
+def test_readme_database_url_matches_the_db_service() -> None:
+    db = _compose()["services"]["db"]
+    url = _readme_database_url()
+    env = db["environment"]
+    assert (url.username, url.password, url.database) == (
+        env["POSTGRES_USER"],
+        env["POSTGRES_PASSWORD"],
+        env["POSTGRES_DB"],
+    )
+    assert url.host == "localhost"
+    published = [port for port in db["ports"] if port.endswith(":5432")]
+    assert published and str(url.port) in published[0]
+    assert "docker compose up -d db" in (ROOT / "README.md").read_text()
+
+
+def test_pruner_runs_the_json_prune_on_an_interval_against_the_db_service() -> None:
+    services = _compose()["services"]
+    pruner, db = services["pruner"], services["db"]
+    assert pruner["depends_on"]["db"]["condition"] == "service_healthy"
+    assert (ROOT / pruner["build"] / "Dockerfile").is_file()
+    env = pruner["environment"]
+    assert "VESTIGE_PRUNE_INTERVAL" in env
+    default_url = re.fullmatch(r"\$\{PRUNER_DATABASE_URL:-(.+)\}", env["DATABASE_URL"])
+    assert default_url, env["DATABASE_URL"]
+    url = sa.make_url(default_url.group(1))
+    assert url.host == "db" and url.port == 5432
+    assert (url.username, url.password, url.database) == (
+        db["environment"]["POSTGRES_USER"],
+        db["environment"]["POSTGRES_PASSWORD"],
+        db["environment"]["POSTGRES_DB"],
+    )
+    script = " ".join(pruner["command"])
+    assert "vestige prune --yes --json" in script
+    assert 'sleep "$${VESTIGE_PRUNE_INTERVAL}"' in script  # $$: compose passes one $ to sh
