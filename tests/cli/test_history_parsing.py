@@ -14,7 +14,8 @@ from vestige.cli import app
 from vestige.cli.history import BAD_KEY, BAD_USER, BAD_WHEN, parse_key, parse_user, parse_when, show
 from vestige.errors import ConfigError
 from vestige.history import Change, Operation, Version, diff, label_attribute
-from vestige.history.reading import normalize_key, record_label
+from vestige.history.queries import normalize_key
+from vestige.history.reading import record_label
 
 
 class _Base(DeclarativeBase):

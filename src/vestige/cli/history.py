@@ -22,6 +22,7 @@ from sqlalchemy import orm
 from vestige.cli.output import echo_json, echo_table, stdin_is_terminal
 from vestige.cli.support import Project, models_option, pass_project
 from vestige.errors import ConfigError, RecordNotFound, exit_codes_help
+from vestige.history.queries import key_columns
 from vestige.history.reading import (
     NO_HISTORY,
     Change,
@@ -31,7 +32,6 @@ from vestige.history.reading import (
     describe_when,
     diff,
     history,
-    key_columns,
     record_label,
 )
 from vestige.history.restore import Action, RestorePlan, RowChange, plan_restore, restore

@@ -5,6 +5,7 @@ Restoring is :mod:`~vestige.history.restore`.
 
 from __future__ import annotations
 
+from vestige.history.queries import label_attribute
 from vestige.history.reading import (
     Change,
     Operation,
@@ -16,7 +17,6 @@ from vestige.history.reading import (
     changes,
     diff,
     history,
-    label_attribute,
 )
 from vestige.history.restore import (
     Action,

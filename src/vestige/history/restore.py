@@ -50,6 +50,7 @@ from vestige.errors import (
     RestoreRefused,
     first_line,
 )
+from vestige.history.queries import key_columns, normalize_key
 from vestige.history.reading import (
     Change,
     Operation,
@@ -57,8 +58,6 @@ from vestige.history.reading import (
     at,
     diff,
     history,
-    key_columns,
-    normalize_key,
     record_label,
 )
 from vestige.versioning.setup import versioning_manager
