@@ -27,7 +27,7 @@ from vestige.cli.history import (
 )
 from vestige.history import history
 from vestige.history.reading import NO_HISTORY, NOT_THEN, PRUNED_AS_OF
-from vestige.history.restore import UNKNOWN_RELATION
+from vestige.history.relations import UNKNOWN_RELATION
 from vestige.versioning import actor
 
 EPOCH = datetime(2026, 1, 1, 9, 0)

@@ -22,6 +22,7 @@ from sqlalchemy import orm
 from vestige.cli.output import echo_json, echo_table, stdin_is_terminal
 from vestige.cli.support import Project, models_option, pass_project
 from vestige.errors import ConfigError, RecordNotFound, exit_codes_help
+from vestige.history.plans import Action, RestorePlan, RowChange
 from vestige.history.queries import key_columns
 from vestige.history.reading import (
     NO_HISTORY,
@@ -34,7 +35,7 @@ from vestige.history.reading import (
     history,
     record_label,
 )
-from vestige.history.restore import Action, RestorePlan, RowChange, plan_restore, restore
+from vestige.history.restore import plan_restore, restore
 from vestige.registry import resolve_model
 from vestige.versioning.setup import actor, versioning_manager
 

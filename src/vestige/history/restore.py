@@ -26,30 +26,28 @@ The restore itself is Continuum's ``version.revert(relations=...)``; what Vestig
     print(result.transaction_id)              # the transaction that wrote it
 
 Restoring with relations also reverts the related records themselves to their state at
-that transaction, as Continuum does.
+that transaction, as Continuum does. The plan's types are in :mod:`vestige.history.plans`,
+the checks of relations in :mod:`vestige.history.relations`.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy_continuum import version_class
-from sqlalchemy_continuum.utils import version_table, versioned_column_properties
+from sqlalchemy_continuum.utils import versioned_column_properties
 
 from vestige.errors import (
-    ConfigError,
-    HistoryPruned,
     RestoreConflict,
     RestoreRefused,
     first_line,
 )
+from vestige.history.plans import Action, RestorePlan, RestoreResult, RowChange
 from vestige.history.queries import key_columns, normalize_key
 from vestige.history.reading import (
     Change,
@@ -60,17 +58,11 @@ from vestige.history.reading import (
     history,
     record_label,
 )
+from vestige.history.relations import check_relation, referred_key, relationship
 from vestige.versioning.setup import versioning_manager
 
 __all__ = ["Action", "RestorePlan", "RestoreResult", "RowChange", "plan_restore", "restore"]
 
-UNKNOWN_RELATION = "{model} has no relationship {name!r}; relationships are: {known}"
-UNVERSIONED_RELATION = "cannot restore relation {name!r}: {model} is not versioned"
-PRUNED_RELATION = (
-    "refusing to restore {record} with {relation!r}: the history of {related} up to "
-    "transaction {tx} has been pruned, so the revert would lose or delete it; restore "
-    "without that relation or to a later transaction"
-)
 CONFLICT = "cannot restore {record}: the database refused the restored row ({reason})"
 CHANGED = (
     "{record} changed after the plan was made (its newest version is now transaction {tx}); "
@@ -83,131 +75,6 @@ BUSY = (
 # PostgreSQL's lock_not_available (lock_timeout, NOWAIT) and SQLite's busy timeout.
 _LOCK_NOT_AVAILABLE = "55P03"
 _SQLITE_BUSY = "database is locked"
-
-
-class Action(enum.StrEnum):
-    """What a restore does to one row."""
-
-    INSERT = "insert"
-    UPDATE = "update"
-    DELETE = "delete"
-
-
-@dataclass(frozen=True)
-class RowChange:
-    """One row a restore inserts, updates or deletes.
-
-    Attributes:
-        action: Insert, update or delete.
-        table: The table the row is in.
-        model: The mapped class's name; ``None`` for a row of an association table.
-        key: The row's primary key values (every column for a keyless association row).
-        old: The row as it is now, every column (empty for an insert).
-        new: The row as the restore writes it, every column (empty for a delete).
-    """
-
-    action: Action
-    table: str
-    model: str | None
-    key: tuple[Any, ...]
-    old: Mapping[str, Any] = field(default_factory=dict)
-    new: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """``Release 3``, or ``package_maintainer 1,2`` for an association row."""
-        return f"{self.model or self.table} {','.join(str(part) for part in self.key)}"
-
-    @property
-    def changes(self) -> tuple[Change, ...]:
-        """The columns that change: all of them for an insert or a delete."""
-        if self.action is Action.INSERT:
-            return tuple(Change(name, None, value) for name, value in self.new.items())
-        if self.action is Action.DELETE:
-            return tuple(Change(name, value, None) for name, value in self.old.items())
-        return tuple(
-            Change(name, self.old.get(name), value)
-            for name, value in self.new.items()
-            if self.old.get(name) != value
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The row change as plain data (values as the database returned them)."""
-        return {
-            "action": self.action.value,
-            "table": self.table,
-            "model": self.model,
-            "key": list(self.key),
-            "old": dict(self.old) if self.action is not Action.INSERT else None,
-            "new": dict(self.new) if self.action is not Action.DELETE else None,
-            "changes": {c.field: {"old": c.old, "new": c.new} for c in self.changes},
-        }
-
-
-@dataclass(frozen=True)
-class RestorePlan:
-    """What a restore will do, checked against the history it needs.
-
-    Attributes:
-        model: The mapped class.
-        key: The record's primary key values.
-        target: The version that will be brought back (in force at the time asked for).
-        current: The record's newest version (its live state, or its delete).
-        changes: Column changes from the current state to the target's.
-        relations: The relationships restored with it.
-        rows: Every row the restore inserts, updates or deletes: the record's first,
-            then the related rows by table and key. Empty: nothing to restore.
-    """
-
-    model: type[Any]
-    key: tuple[Any, ...]
-    target: Version
-    current: Version
-    changes: tuple[Change, ...]
-    relations: tuple[str, ...]
-    rows: tuple[RowChange, ...] = ()
-
-    @property
-    def undeletes(self) -> bool:
-        """Whether the record is deleted now and the restore brings it back."""
-        return self.current.operation is Operation.DELETE
-
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as plain data: the record, the target version, and every row change."""
-        return {
-            "model": self.model.__name__,
-            "key": list(self.key),
-            "target": {
-                "transaction_id": self.target.transaction_id,
-                "issued_at": self.target.issued_at,
-                "user_id": self.target.user_id,
-                "user": self.target.user or None,
-            },
-            "current_transaction_id": self.current.transaction_id,
-            "undeletes": self.undeletes,
-            "relations": list(self.relations),
-            "rows": [row.to_dict() for row in self.rows],
-        }
-
-
-@dataclass(frozen=True)
-class RestoreResult:
-    """What a restore wrote.
-
-    Attributes:
-        plan: The plan it carried out, made under the lock.
-        record: The live object, restored.
-        transaction_id: The transaction that wrote the restore, as Continuum recorded it
-            at the flush; ``None`` when there was nothing to write.
-    """
-
-    plan: RestorePlan
-    record: Any
-    transaction_id: int | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as plain data."""
-        return {"plan": self.plan.to_dict(), "transaction_id": self.transaction_id}
 
 
 def plan_restore(
@@ -242,7 +109,7 @@ def plan_restore(
             past the database's lock or busy timeout.
     """
     key = normalize_key(model, key)
-    properties = [_relationship(model, name) for name in relations]
+    properties = [relationship(model, name) for name in relations]
     if lock:
         _lock(session, model, key, properties)
     target = at(session, model, key, to)
@@ -250,7 +117,7 @@ def plan_restore(
     with _scratch(session) as scratch:
         live = None if current.operation is Operation.DELETE else scratch.get(model, key)
         for prop in properties:
-            _check_relation(scratch, model, key, target, live, prop)
+            check_relation(scratch, model, key, target, live, prop)
         with scratch.no_autoflush:
             _revert(scratch, model, key, target, relations)
             rows = _staged_rows(scratch, model, key)
@@ -419,8 +286,8 @@ def _revert(
     names = [
         name
         for name in relations
-        if (prop := _relationship(model, name)).direction is not orm.MANYTOONE
-        or _referred_key(model, target, prop) is not None
+        if (prop := relationship(model, name)).direction is not orm.MANYTOONE
+        or referred_key(model, target, prop) is not None
     ]
     return session.get_one(version_cls, identity).revert(relations=names)
 
@@ -540,138 +407,3 @@ def _write_whole_rows(session: orm.Session) -> None:
         if session.is_modified(obj, include_collections=False):
             for prop in versioned_column_properties(obj):
                 orm.attributes.flag_modified(obj, prop.key)
-
-
-def _relationship(model: type[Any], name: str) -> orm.RelationshipProperty[Any]:
-    mapper = sa.inspect(model)
-    known = sorted(key for key, _ in mapper.relationships.items() if key != "versions")
-    if name not in known:
-        raise ConfigError(
-            UNKNOWN_RELATION.format(model=model.__name__, name=name, known=", ".join(known))
-        )
-    prop: orm.RelationshipProperty[Any] = mapper.relationships[name]
-    if prop.mapper.class_ not in versioning_manager.version_class_map:
-        raise ConfigError(UNVERSIONED_RELATION.format(name=name, model=prop.mapper.class_))
-    return prop
-
-
-def _check_relation(
-    session: orm.Session,
-    model: type[Any],
-    key: tuple[Any, ...],
-    target: Version,
-    live: Any,
-    prop: orm.RelationshipProperty[Any],
-) -> None:
-    """Raise if Continuum would rebuild this relation from history that was pruned."""
-    related_cls = prop.mapper.class_
-    related_mapper = prop.mapper
-    candidates: set[tuple[Any, ...]] = set()
-    if live is not None:
-        value = getattr(live, prop.key)
-        children = value if prop.uselist else [value] if value is not None else []
-        candidates |= {tuple(related_mapper.primary_key_from_instance(c)) for c in children}
-    if prop.direction is orm.MANYTOONE:
-        referred = _referred_key(model, target, prop)
-        if referred is not None:
-            candidates.add(referred)
-    columns = [col.name for col in related_mapper.primary_key]
-    uncovered = _uncovered(
-        session,
-        sa.inspect(version_class(related_cls)).local_table,
-        columns,
-        candidates,
-        target.transaction_id,
-    )
-    related = [record_label(related_cls, k) for k in sorted(uncovered, key=repr)]
-    if not related and prop.secondary is not None and live is not None:
-        links = _uncovered_links(session, model, key, target.transaction_id, prop)
-        related = [f"{prop.secondary} row {k}" for k in sorted(links, key=repr)]
-    if related:
-        raise HistoryPruned(
-            PRUNED_RELATION.format(
-                record=record_label(model, key),
-                relation=prop.key,
-                related=related[0],
-                tx=target.transaction_id,
-            )
-        )
-
-
-def _referred_key(
-    model: type[Any], target: Version, prop: orm.RelationshipProperty[Any]
-) -> tuple[Any, ...] | None:
-    """The key of the row a many-to-one relation referred to in the target version."""
-    mapper = sa.inspect(model)
-    by_remote = {
-        remote: target.values.get(mapper.get_property_by_column(local).key)
-        for local, remote in prop.local_remote_pairs
-    }
-    values = [by_remote.get(col) for col in prop.mapper.primary_key]
-    if any(value is None for value in values):
-        return None
-    return tuple(values)
-
-
-def _uncovered_links(
-    session: orm.Session,
-    model: type[Any],
-    key: tuple[Any, ...],
-    tx: int,
-    prop: orm.RelationshipProperty[Any],
-) -> set[tuple[Any, ...]]:
-    """Live association rows whose history does not reach back to ``tx``."""
-    assert prop.secondary is not None
-    secondary = prop.secondary
-    assert isinstance(secondary, sa.Table)
-    parent_values = dict(zip(sa.inspect(model).primary_key, key, strict=True))
-    link_filter = [
-        secondary_col == parent_values[parent_col]
-        for parent_col, secondary_col in prop.synchronize_pairs
-    ]
-    columns = [col.name for col in secondary.primary_key] or [col.name for col in secondary.c]
-    links = {
-        tuple(row)
-        for row in session.execute(
-            sa.select(*[secondary.c[name] for name in columns]).where(*link_filter)
-        )
-    }
-    return _uncovered(session, version_table(secondary), columns, links, tx)
-
-
-def _uncovered(
-    session: orm.Session,
-    table: sa.Table,
-    columns: list[str],
-    keys: set[tuple[Any, ...]],
-    tx: int,
-) -> set[tuple[Any, ...]]:
-    """Keys whose versions neither reach back to ``tx`` nor start with their insert.
-
-    A prefix-pruned chain that still holds a version written at or before ``tx`` knows
-    the row's state then; one that starts with the row's insert knows it did not exist.
-    """
-    if not keys:
-        return set()
-    key_cols = [table.c[name] for name in columns]
-    rows = session.execute(
-        sa.select(*key_cols, table.c.transaction_id, table.c.operation_type)
-        .where(
-            sa.or_(
-                *[
-                    sa.and_(*[col == value for col, value in zip(key_cols, k, strict=True)])
-                    for k in keys
-                ]
-            )
-        )
-        .order_by(*key_cols, table.c.transaction_id)
-    )
-    covered: set[tuple[Any, ...]] = set()
-    seen: set[tuple[Any, ...]] = set()
-    for *values, transaction_id, operation_type in rows:
-        row_key = tuple(values)
-        first = row_key not in seen
-        seen.add(row_key)
-        if (first and operation_type == 0) or transaction_id <= tx:
-            covered.add(row_key)
-    return {k for k in keys if k not in covered}
