@@ -26,13 +26,13 @@ import models
 from tests.support.history_invariants import history_problems
 from vestige.errors import UnversionedWriteError
 from vestige.versioning import configure_mappers, versioning_manager
-from vestige.versioning.bulk import (
+from vestige.versioning.bulk import install_bulk_write_guard
+from vestige.versioning.bulk_versions import (
     JOINED_DELETE_MESSAGE,
     JOINED_INSERT_MESSAGE,
     JOINED_KEY_MESSAGE,
     UNCASCADED_DELETE_MESSAGE,
     UNTYPED_MESSAGE,
-    install_bulk_write_guard,
 )
 
 INSERT, UPDATE, DELETE = 0, 1, 2
