@@ -30,7 +30,7 @@ from tests.support.retention_data import (
 from vestige.cli import app
 from vestige.cli import history as cli_history
 from vestige.cli import prune as cli_prune
-from vestige.cli.history import BAD_KEY, BAD_TX, BAD_USER, INT_RANGE, OUT_OF_RANGE_WHEN
+from vestige.cli.parsing import BAD_KEY, BAD_TX, BAD_USER, INT_RANGE, OUT_OF_RANGE_WHEN
 from vestige.cli.support import DECLINED, INTERRUPTED, NOT_MIGRATED
 from vestige.errors import COMMAND_EXIT_CODES, ExitCode
 from vestige.retention.policy import MAX_DAYS, NOT_UTF8, TOO_LARGE, WHY

@@ -17,14 +17,8 @@ from tests.support.history_databases import module_database
 from tests.support.project import ROOT
 from vestige.cli import app
 from vestige.cli import history as cli_history
-from vestige.cli.history import (
-    AS_OF_AND_DIFF,
-    BAD_KEY,
-    BAD_LIMIT_WITH,
-    BAD_USER,
-    BAD_WHEN,
-    NOTHING_TO_RESTORE,
-)
+from vestige.cli.history import AS_OF_AND_DIFF, BAD_LIMIT_WITH, NOTHING_TO_RESTORE
+from vestige.cli.parsing import BAD_KEY, BAD_USER, BAD_WHEN
 from vestige.history import history
 from vestige.history.reading import NO_HISTORY, NOT_THEN, PRUNED_AS_OF
 from vestige.history.relations import UNKNOWN_RELATION

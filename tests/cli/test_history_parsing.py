@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import models
 from vestige.cli import app
-from vestige.cli.history import BAD_KEY, BAD_USER, BAD_WHEN, parse_key, parse_user, parse_when, show
+from vestige.cli.parsing import BAD_KEY, BAD_USER, BAD_WHEN, parse_key, parse_user, parse_when, show
 from vestige.errors import ConfigError
 from vestige.history import Change, Operation, Version, diff, label_attribute
 from vestige.history.queries import normalize_key
