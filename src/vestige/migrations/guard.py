@@ -30,23 +30,15 @@ import sqlalchemy as sa
 
 from vestige.errors import VersionTablesMissing
 from vestige.migrations.autogenerate import rewrite
-from vestige.migrations.tables import (
-    expected_version_tables,
-    missing_version_tables,
-    version_tables_by_base,
-    versioned_classes_by_version_table,
-)
+from vestige.migrations.tables import expected_version_tables, missing_version_tables
 
 __all__ = [
     "check_version_tables",
     "comparison_options",
-    "expected_version_tables",
-    "missing_version_tables",
+    "kept_history_column",
     "process_revision_directives",
     "rename_column",
     "rename_table",
-    "version_tables_by_base",
-    "versioned_classes_by_version_table",
 ]
 
 
