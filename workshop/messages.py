@@ -1,10 +1,28 @@
-"""Every sentence the workshop tool prints, in one place (the tests import them).
+"""Every sentence the workshop tool prints, in one place (the tests import them), and
+the error that carries one to the command line.
 
 Hints say what is missing and the command that fixes it; ``{}`` fields are filled in
 with ``str.format``.
 """
 
 from __future__ import annotations
+
+
+class WorkshopError(Exception):
+    """Setup or check refused to go on; the message says why and what to do.
+
+    ``./scripts/workshop`` prints it as one line, ``error: <message>``, and exits with
+    :attr:`exit_code`.
+    """
+
+    exit_code = 1
+
+
+class WorkshopUsageError(WorkshopError):
+    """The command was given something it cannot use (an unknown exercise, no git)."""
+
+    exit_code = 2
+
 
 # --- setup -------------------------------------------------------------------------
 NOT_A_REPOSITORY = (

@@ -20,23 +20,19 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from tests.conftest import ROOT
-from workshop import messages
-from workshop.branches import AUTHOR_EMAIL, setup
-from workshop.cli import main
-from workshop.database import workshop_url
-from workshop.exercise_checks import check
-from workshop.exercises import EXERCISES
-from workshop.walkthrough import (
-    PRUNE_MISSING,
+from tests.support.workshop_walkthrough import (
     SCRIPT,
     Check,
     Command,
     Played,
     learner_environment,
     play,
-    prune_available,
     snapshot,
 )
+from workshop import messages
+from workshop.branches import AUTHOR_EMAIL, EXERCISES, setup
+from workshop.checks import check, workshop_url
+from workshop.cli import main
 
 BRANCHES = [name for ex in EXERCISES for name in (ex.branch, ex.solution_branch)]
 
@@ -323,8 +319,7 @@ def test_exercise_4_prunes_and_its_check_catches_broken_history(
     assert said[0][1] == messages.STALE_REVISION.format(
         revision="0123456789ab", then=messages.STALE_THEN[4]
     )
-    pruned_by_vestige = len(played) == len(SCRIPT[4])
-    assert pruned_by_vestige or not prune_available()
+    assert len(played) == len(SCRIPT[4])
 
     # what prune left behind (its lock file next to vestige.db) is ignored: a learner's
     # git add -A && git commit does not pick it up
@@ -346,9 +341,6 @@ def test_exercise_4_prunes_and_its_check_catches_broken_history(
             rounds = connection.scalars(
                 sa.select(sa.column("id")).select_from(sa.table("transaction")).order_by("id")
             ).all()
-        if not pruned_by_vestige:
-            # what keep_days = 90 and deleted_keep_days = 90 leave: rounds 8 to 11
-            delete(versions.c.transaction_id < rounds[-4])
         assert hint() is None
         with engine.connect() as connection:
             kept = connection.execute(
@@ -378,8 +370,6 @@ def test_exercise_4_prunes_and_its_check_catches_broken_history(
     assert git(clone, "status", "--porcelain") == ""
     code, output = invoke("setup")
     assert code == 0, output
-    if not pruned_by_vestige:
-        pytest.skip(f"{PRUNE_MISSING}: checked against a prune made by hand only")
 
 
 # --- the kit's db.py: the errors a learner's script meets, as one line ---------------------
