@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from tests.conftest import ROOT
+from tests.conftest import BACKENDS, ROOT
 from tests.support.workshop_walkthrough import (
     SCRIPT,
     Check,
@@ -265,6 +265,22 @@ def wrong_turns(number: int) -> list[str]:
         for step in SCRIPT[number]
         if isinstance(step, Command) and step.expected is not None
     ]
+
+
+def test_the_walkthrough_command_runs_every_exercise_on_both_backends() -> None:
+    """``./scripts/workshop walkthrough`` (documented for instructors) runs the tests below."""
+    listed = subprocess.run(
+        [str(ROOT / "scripts" / "workshop"), "walkthrough", "--collect-only", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    collected = {line.split("::")[1] for line in listed.stdout.splitlines() if "::" in line}
+    assert collected == {
+        *(f"test_exercise_from_start_to_solution[{b}-{n}]" for b in BACKENDS for n in (1, 2, 3)),
+        *(f"test_exercise_4_prunes_and_its_check_catches_broken_history[{b}]" for b in BACKENDS),
+    }
 
 
 @pytest.mark.parametrize("number", [1, 2, 3])
