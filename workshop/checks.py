@@ -48,15 +48,16 @@ class Context:
     """What a step looks at: the learner's workspace, and read-only questions about the
     database (its tables, columns and rows)."""
 
-    def __init__(self, number: int, workspace: Path, url: sa.URL) -> None:
+    def __init__(self, number: int, workspace: Path, engine: sa.Engine) -> None:
         self.number = number
         self.workspace = workspace
+        self.engine = engine
+        url = engine.url
         self.safe_url = url.render_as_string(hide_password=True)
         database = url.database or ""
         self._missing = url.get_backend_name() == "sqlite" and (
             database not in ("", ":memory:") and not Path(database).exists()
         )
-        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
 
     def probe(self) -> str | None:
         """``None`` when the database answers, else the reason, on one line."""
@@ -477,7 +478,8 @@ def check(number: int, root: Path, environ: Mapping[str, str] | None = None) -> 
         Every step done, then the first not done (if any), and how many there are.
 
     Raises:
-        WorkshopUsageError: There is no exercise ``number``, or DATABASE_URL is no URL.
+        WorkshopUsageError: There is no exercise ``number``, or DATABASE_URL is no URL or
+            names a driver the exercises cannot use.
     """
     try:
         checked = exercise(number)
@@ -493,8 +495,16 @@ def check(number: int, root: Path, environ: Mapping[str, str] | None = None) -> 
         url = sa.make_url(workshop_url(workspace, environ))
     except sa.exc.ArgumentError:
         raise WorkshopUsageError(messages.BAD_URL) from None
+    try:
+        # the exercises' scripts are synchronous: an async driver fails there too
+        usable = not url.get_dialect().is_async
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool) if usable else None
+    except (sa.exc.NoSuchModuleError, ImportError):  # no such dialect, or its driver
+        engine = None
+    if engine is None:
+        raise WorkshopUsageError(messages.BAD_DRIVER.format(driver=url.drivername))
     done: list[Step] = []
-    context = Context(number, workspace, url)
+    context = Context(number, workspace, engine)
     try:
         for name, function in plan:
             step = Step(name, function(context))

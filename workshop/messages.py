@@ -69,6 +69,10 @@ BAD_URL = (
     "DATABASE_URL is not a database URL SQLAlchemy understands; expected e.g. "
     "postgresql+psycopg2://user:password@localhost:5432/workshop, or unset it for SQLite"
 )
+BAD_DRIVER = (
+    "DATABASE_URL names the driver {driver}, which the workshop cannot use: expected e.g. "
+    "postgresql+psycopg2://user:password@localhost:5432/workshop, or unset it for SQLite"
+)
 DATABASE_UNREACHABLE = (
     "cannot reach the database at {url}: {reason}; check DATABASE_URL "
     "(for PostgreSQL: docker compose up -d db)"

@@ -213,6 +213,14 @@ def test_check_with_a_bad_or_unreachable_database_url(clone: Path) -> None:
     code, output = invoke("check", "1", env={"DATABASE_URL": "not a url"})
     assert code == 2
     assert output.strip() == f"error: {messages.BAD_URL}"
+    # a URL, but no driver the workshop can use: unknown, or async (the scripts are not)
+    for url, driver in (
+        ("nosuch://learner@localhost/workshop", "nosuch"),
+        ("postgresql+asyncpg://learner:s3cret@127.0.0.1:1/workshop", "postgresql+asyncpg"),
+    ):
+        code, output = invoke("check", "1", env={"DATABASE_URL": url})
+        assert code == 2, output
+        assert output.strip() == "error: " + messages.BAD_DRIVER.format(driver=driver)
 
     unreachable = "postgresql+psycopg2://learner:s3cret@127.0.0.1:1/workshop"
     code, output = invoke("check", "1", env={"DATABASE_URL": unreachable})
