@@ -1,15 +1,14 @@
 """``./scripts/workshop``: set the exercise branches up, check an exercise.
 
 Thin: each command calls one function of the workshop package and prints its result. A
-:class:`~workshop.messages.WorkshopError` becomes one line, ``error: <message>``, and
-its exit code.
+:class:`~workshop.messages.WorkshopError` is a click exception: one line,
+``error: <message>``, and its exit code.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -17,21 +16,9 @@ from workshop import messages
 from workshop.branches import EXERCISES, Git
 from workshop.branches import setup as setup_branches
 from workshop.checks import check as check_exercise
-from workshop.messages import WorkshopError
 
 
-class _WorkshopGroup(click.Group):
-    """Turns the workshop's errors into one line on stderr and their exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except WorkshopError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-@click.group(cls=_WorkshopGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """The Vestige workshop: four exercises, each on its own branch.
 

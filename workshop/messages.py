@@ -7,8 +7,12 @@ with ``str.format``.
 
 from __future__ import annotations
 
+from typing import IO, Any
 
-class WorkshopError(Exception):
+import click
+
+
+class WorkshopError(click.ClickException):
     """Setup or check refused to go on; the message says why and what to do.
 
     ``./scripts/workshop`` prints it as one line, ``error: <message>``, and exits with
@@ -16,6 +20,9 @@ class WorkshopError(Exception):
     """
 
     exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file, err=True)
 
 
 class WorkshopUsageError(WorkshopError):
