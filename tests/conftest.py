@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.support.backends import BACKEND_PARAMS, reset_postgres_schema
+from tests.support.backends import BACKEND_PARAMS, BACKENDS, reset_postgres_schema
 from tests.support.project import ROOT, alembic_config
 from vestige.config import render_url
 
-# ROOT and alembic_config stay importable from here for the workshop's tests.
-__all__ = ["ROOT", "alembic_config"]
+# BACKENDS and ROOT stay importable from here for the workshop's tests.
+__all__ = ["BACKENDS", "ROOT", "alembic_config"]
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 

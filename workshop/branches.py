@@ -1,4 +1,9 @@
-"""``setup``: the branches ``exercise-N`` and ``solution-N``, built from ``main`` alone.
+"""The exercises and their branches: ``setup`` builds ``exercise-N`` and ``solution-N``.
+
+Exercise N builds on exercise N-1 solved: its learner workspace (``exercise/`` on the
+branch) is every earlier ``start/`` and ``solution/`` laid over each other in order, then
+its own ``start/``; its solution adds its ``solution/`` on top. A later layer's file
+replaces an earlier one at the same path.
 
 Only git's plumbing is used: a tree is built in a temporary index from blobs ``main``
 already holds, committed with ``commit-tree``, and the branch pointed at it with
@@ -10,14 +15,129 @@ touched, and no remote is contacted. Author, committer and dates are fixed (the 
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from workshop import messages
-from workshop.errors import WorkshopError, WorkshopUsageError
-from workshop.exercises import EXERCISES, WORKSPACE, Exercise
-from workshop.git import Git
+from workshop.messages import WorkshopError, WorkshopUsageError
+
+WORKSPACE = "exercise"
+"""The folder, at the root of an exercise branch, where the learner works."""
+
+SOURCE = "workshop"
+"""The folder on ``main`` that holds ``exercise-N/`` for every exercise."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise of the workshop.
+
+    Attributes:
+        number: 1, 2, ...; the branches are ``exercise-<number>`` and ``solution-<number>``.
+        title: What it is about, in a few words.
+    """
+
+    number: int
+    title: str
+
+    @property
+    def folder(self) -> str:
+        """Its folder on ``main``, relative to the repository root."""
+        return f"{SOURCE}/exercise-{self.number}"
+
+    @property
+    def branch(self) -> str:
+        return f"exercise-{self.number}"
+
+    @property
+    def solution_branch(self) -> str:
+        return f"solution-{self.number}"
+
+    def layers(self, solved: bool) -> list[str]:
+        """The overlay folders that make up its workspace, first to last."""
+        folders: list[str] = []
+        for earlier in EXERCISES[: self.number - 1]:
+            folders += [f"{earlier.folder}/start", f"{earlier.folder}/solution"]
+        folders.append(f"{self.folder}/start")
+        if solved:
+            folders.append(f"{self.folder}/solution")
+        return folders
+
+
+EXERCISES = (
+    Exercise(1, "ORM: models, relationships, create_all(), a session"),
+    Exercise(2, "audit tables: versioned models, history, revert"),
+    Exercise(3, "migrations: Alembic autogenerate, upgrade, downgrade"),
+    Exercise(4, "retention: a policy, a dry run, a prune"),
+)
+
+
+def exercise(number: int) -> Exercise:
+    """The exercise with this number; ``KeyError`` when there is none."""
+    if 1 <= number <= len(EXERCISES):
+        return EXERCISES[number - 1]
+    raise KeyError(number)
+
+
+# --- git -----------------------------------------------------------------------------
+
+
+class Git:
+    """The git repository whose working tree holds ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            top = subprocess.run(
+                ["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        except (subprocess.CalledProcessError, FileNotFoundError):
+            raise WorkshopUsageError(messages.NOT_A_REPOSITORY.format(path=path)) from None
+        self.root = Path(top)
+
+    def run(
+        self, *args: str, env: Mapping[str, str] | None = None, stdin: str | None = None
+    ) -> str:
+        """Run ``git ARGS`` at the root; its stdout, stripped. Raises on failure."""
+        result = subprocess.run(
+            ["git", *args],
+            cwd=self.root,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        if result.returncode != 0:
+            raise subprocess.CalledProcessError(
+                result.returncode, ["git", *args], result.stdout, result.stderr
+            )
+        return result.stdout.strip()
+
+    def resolve(self, ref: str) -> str | None:
+        """The commit ``ref`` names, or ``None`` when it names none."""
+        try:
+            return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        except subprocess.CalledProcessError:
+            return None
+
+    def current_branch(self) -> str | None:
+        """The checked-out branch, or ``None`` on a detached HEAD."""
+        try:
+            return self.run("symbolic-ref", "--quiet", "--short", "HEAD")
+        except subprocess.CalledProcessError:
+            return None
+
+    def is_dirty(self) -> bool:
+        """Whether the working tree has changes or untracked files (ignored ones aside)."""
+        return bool(self.run("status", "--porcelain"))
+
+
+# --- setup ---------------------------------------------------------------------------
 
 AUTHOR_NAME = "Vestige workshop"
 AUTHOR_EMAIL = "workshop@vestige.invalid"

@@ -1,10 +1,35 @@
-"""Every sentence the workshop tool prints, in one place (the tests import them).
+"""Every sentence the workshop tool prints, in one place (the tests import them), and
+the error that carries one to the command line.
 
 Hints say what is missing and the command that fixes it; ``{}`` fields are filled in
 with ``str.format``.
 """
 
 from __future__ import annotations
+
+from typing import IO, Any
+
+import click
+
+
+class WorkshopError(click.ClickException):
+    """Setup or check refused to go on; the message says why and what to do.
+
+    ``./scripts/workshop`` prints it as one line, ``error: <message>``, and exits with
+    :attr:`exit_code`.
+    """
+
+    exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file, err=True)
+
+
+class WorkshopUsageError(WorkshopError):
+    """The command was given something it cannot use (an unknown exercise, no git)."""
+
+    exit_code = 2
+
 
 # --- setup -------------------------------------------------------------------------
 NOT_A_REPOSITORY = (
@@ -49,6 +74,10 @@ OTHER_WORKSPACE = (
 )
 BAD_URL = (
     "DATABASE_URL is not a database URL SQLAlchemy understands; expected e.g. "
+    "postgresql+psycopg2://user:password@localhost:5432/workshop, or unset it for SQLite"
+)
+BAD_DRIVER = (
+    "DATABASE_URL names the driver {driver}, which the workshop cannot use: expected e.g. "
     "postgresql+psycopg2://user:password@localhost:5432/workshop, or unset it for SQLite"
 )
 DATABASE_UNREACHABLE = (

@@ -1,16 +1,17 @@
-"""The workshop's pure parts: how workspaces are layered, how a revert is recognised."""
+"""The workshop's pure parts: how workspaces are layered, how a revert is recognised,
+and the kit's shape: four modules on Vestige's public API."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from workshop.branches import _workspace
-from workshop.exercise_checks import _is_revert
-from workshop.exercises import EXERCISES, exercise
-from workshop.kit import constants
-from workshop.walkthrough import matches
+from tests.support.workshop_walkthrough import constants, matches
+from workshop.branches import EXERCISES, _workspace, exercise
+from workshop.checks import _is_revert
 
 
 def version(operation: int, summary: str, transaction: int) -> dict[str, Any]:
@@ -99,3 +100,30 @@ def test_the_kit_constants_are_read_without_running_the_kit() -> None:
         start, solution = (constants(script.format(layer)) for layer in ("start", "solution"))
         assert start["ALREADY_THERE"] == solution["ALREADY_THERE"]
         assert start["ALREADY_THERE"].endswith(db["START_OVER"])
+
+
+KIT_MODULES = {"__init__", "cli", "branches", "checks", "messages"}
+
+
+def kit_problems(package: Path) -> list[str]:
+    """What breaks the kit's shape: a module beyond the four, or an import of Vestige's
+    CLI (``vestige.cli*``) or of a private name (``_...``)."""
+    modules = sorted(package.glob("*.py"))
+    problems = [f"{p.name}: one module too many" for p in modules if p.stem not in KIT_MODULES]
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                first, *rest = name.split(".")
+                if first == "vestige" and any(part.startswith(("_", "cli")) for part in rest):
+                    problems.append(f"{path.name}: imports {name}")
+    return problems
+
+
+def test_the_kit_is_four_modules_on_vestiges_public_api_only() -> None:
+    assert kit_problems(Path(__file__).resolve().parents[2] / "workshop") == []

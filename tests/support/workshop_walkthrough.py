@@ -2,13 +2,14 @@
 with ``check N`` at the points where a learner would run it and the hint it must give.
 (The revisions of ``solution-3`` are played by exercise 4, which starts from them.)
 
-``./scripts/workshop walkthrough`` plays it in a scratch clone and times it; the tests
-play each exercise on SQLite and PostgreSQL. Writing the code is played by checking
-out the solution (the whole ``solution-N`` branch, or one file of it).
+tests/workshop/test_workshop.py plays each exercise on SQLite and PostgreSQL in a
+scratch clone (``./scripts/workshop walkthrough`` runs those tests). Writing the code is
+played by checking out the solution (the whole ``solution-N`` branch, or one file of it).
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -17,12 +18,48 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vestige.errors import VERSION_TABLES_MISSING
 from workshop import messages
-from workshop.exercise_checks import ORM_TABLES, check
-from workshop.exercises import WORKSPACE
-from workshop.kit import constants
+from workshop.branches import WORKSPACE
+from workshop.checks import ORM_TABLES, check
+
+KIT = Path(__file__).resolve().parents[2] / "workshop"
+"""The exercises' own files, ``exercise-N/start`` and ``exercise-N/solution``."""
+KIT_DB = "exercise-1/start/db.py"
+
+
+def constants(path: str) -> dict[str, Any]:
+    """The module-level constants of ``workshop/<path>``, names imported from db.py included.
+
+    The exercises' scripts print hints of their own (``db.py``'s one-line errors,
+    ``run.py``'s "already there"); the walkthrough compares what a script printed with
+    them. Running the files to get them would declare the models and install ``db.py``'s
+    error hook, so their module-level constants are evaluated from the source instead.
+
+    Args:
+        path: A kit file, relative to ``workshop/``, e.g. ``exercise-1/solution/run.py``.
+
+    Returns:
+        Name -> value for every top-level ``NAME = <expression>`` that can be evaluated
+        from literals and the constants before it.
+    """
+    names: dict[str, Any] = {} if path == KIT_DB else constants(KIT_DB)
+    tree = ast.parse((KIT / path).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if not (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        ):
+            continue
+        try:
+            code = compile(ast.Expression(node.value), path, "eval")
+            names[node.targets[0].id] = eval(code, {"__builtins__": {}}, dict(names))
+        except Exception:  # not a constant (an engine, a compiled pattern): skipped
+            continue
+    return names
 
 
 @dataclass(frozen=True)
@@ -287,29 +324,14 @@ def learner_environment(environ: Mapping[str, str] | None = None) -> dict[str, s
     return env
 
 
-PRUNE_MISSING = "this build of vestige has no prune command (retention, issue 3)"
-
-
-def prune_available() -> bool:
-    """Whether ``vestige prune`` exists in this build (exercise 4 needs it)."""
-    from vestige.cli import app
-
-    return "prune" in app.commands
-
-
 def play(root: Path, number: int, environ: Mapping[str, str]) -> Iterator[Played]:
     """Play exercise ``number``'s script in the clone at ``root``, step by step.
-
-    Exercise 4 stops before its first ``vestige prune`` when this build has none.
 
     Raises:
         StepFailed: A command exited with another code than expected, or an edit found
             nothing to change; the message holds the output.
     """
     for step in SCRIPT[number]:
-        is_prune = isinstance(step, Command) and step.argv[:2] == ("vestige", "prune")
-        if is_prune and not prune_available():
-            return
         started = time.perf_counter()
         if isinstance(step, Check):
             report = check(number, root, environ)
