@@ -1,4 +1,4 @@
-"""docker-compose.yml promises what the README says (Docker itself cannot run here)."""
+"""docker-compose.yml promises what the docs say (Docker itself cannot run here)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import yaml
 
 from tests.support.project import ROOT
 
+# where the docs tell users how to start PostgreSQL with docker compose
+POSTGRES_PAGE = ROOT / "docs" / "configuration.md"
+
 
 def _compose() -> dict[str, Any]:
     data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -17,11 +20,11 @@ def _compose() -> dict[str, Any]:
     return data
 
 
-def _readme_database_url() -> sa.URL:
-    readme = (ROOT / "README.md").read_text()
-    urls = re.findall(r"export DATABASE_URL=(postgresql\+psycopg2://\S+)", readme)
-    assert urls, "the README exports no PostgreSQL DATABASE_URL"
-    assert len(set(urls)) == 1, f"the README shows different URLs: {set(urls)}"
+def _docs_database_url() -> sa.URL:
+    page = POSTGRES_PAGE.read_text()
+    urls = re.findall(r"export DATABASE_URL=(postgresql\+psycopg2://\S+)", page)
+    assert urls, f"{POSTGRES_PAGE.name} exports no PostgreSQL DATABASE_URL"
+    assert len(set(urls)) == 1, f"{POSTGRES_PAGE.name} shows different URLs: {set(urls)}"
     return sa.make_url(urls[0])
 
 
@@ -36,9 +39,9 @@ def test_db_service_is_postgres_16_with_a_healthcheck_and_a_named_volume() -> No
     assert name in compose["volumes"]
 
 
-def test_readme_database_url_matches_the_db_service() -> None:
+def test_docs_database_url_matches_the_db_service() -> None:
     db = _compose()["services"]["db"]
-    url = _readme_database_url()
+    url = _docs_database_url()
     env = db["environment"]
     assert (url.username, url.password, url.database) == (
         env["POSTGRES_USER"],
@@ -48,6 +51,7 @@ def test_readme_database_url_matches_the_db_service() -> None:
     assert url.host == "localhost"
     published = [port for port in db["ports"] if port.endswith(":5432")]
     assert published and str(url.port) in published[0]
+    assert "docker compose up -d db" in POSTGRES_PAGE.read_text()
     assert "docker compose up -d db" in (ROOT / "README.md").read_text()
 
 

@@ -1,4 +1,4 @@
-"""The table of exit codes: one place in code (errors.py), shown by --help and the README."""
+"""The table of exit codes: one place in code (errors.py), shown by --help and the docs."""
 
 from __future__ import annotations
 
@@ -34,8 +34,11 @@ def help_exit_codes(command: str) -> dict[int, str]:
     return found
 
 
-def readme_table() -> str:
-    text = (ROOT / "README.md").read_text()
+EXIT_CODES_PAGE = ROOT / "docs" / "exit-codes.md"
+
+
+def docs_table() -> str:
+    text = EXIT_CODES_PAGE.read_text()
     return text.split(START, 1)[1].split(END, 1)[0].strip()
 
 
@@ -66,14 +69,14 @@ def test_help_lists_the_commands_exit_codes(command: str) -> None:
     assert help_exit_codes(command) == expected
 
 
-def test_the_readme_table_is_the_one_in_errors_py() -> None:
-    assert readme_table() == expected_table()
+def test_the_docs_table_is_the_one_in_errors_py() -> None:
+    assert docs_table() == expected_table()
 
 
-def test_the_readme_table_agrees_with_help() -> None:
-    """Read back from the README alone: per command, the codes its --help lists."""
-    rows = [line for line in readme_table().splitlines() if re.match(r"\| \d+ \|", line)]
-    header = readme_table().splitlines()[0].split("|")[3:-1]
+def test_the_docs_table_agrees_with_help() -> None:
+    """Read back from the docs page alone: per command, the codes its --help lists."""
+    rows = [line for line in docs_table().splitlines() if re.match(r"\| \d+ \|", line)]
+    header = docs_table().splitlines()[0].split("|")[3:-1]
     commands = [cell.strip().strip("`") for cell in header]
     for index, command in enumerate(commands):
         codes = {int(row.split("|")[1]) for row in rows if row.split("|")[3 + index].strip()}

@@ -4,8 +4,8 @@ Every error a user can cause derives from :class:`VestigeError`. The command lin
 catches the root once, prints ``error: <message>`` on one line and exits with the
 error's :attr:`~VestigeError.exit_code`, one of :class:`ExitCode`.
 :data:`COMMAND_EXIT_CODES` is the one table of which command exits with which code:
-each command's ``--help`` and the README's table are made from it (and a test checks
-both).
+each command's ``--help`` and the table in docs/exit-codes.md are made from it (and a
+test checks both).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
-#: What each exit code means, as ``--help`` and the README say it.
+#: What each exit code means, as ``--help`` and docs/exit-codes.md say it.
 EXIT_CODE_MEANINGS: Mapping[ExitCode, str] = {
     ExitCode.OK: "done",
     ExitCode.FAILED: "the database failed, is not migrated, or lacks the history needed",
@@ -50,7 +50,7 @@ COMMAND_EXIT_CODE_MEANINGS: Mapping[tuple[str, ExitCode], str] = {
 
 _READ_ONLY = (ExitCode.OK, ExitCode.FAILED, ExitCode.BAD_INPUT, ExitCode.INTERRUPTED)
 
-#: The exit codes of every command: the one table ``--help`` and the README show.
+#: The exit codes of every command: the one table ``--help`` and docs/exit-codes.md show.
 COMMAND_EXIT_CODES: Mapping[str, tuple[ExitCode, ...]] = {
     "check": _READ_ONLY,
     "history": _READ_ONLY,
@@ -141,7 +141,7 @@ class Interrupted(VestigeError):
 VERSION_TABLES_MISSING = (
     "version tables missing from the model metadata: {tables}; call configure_mappers() "
     "(sqlalchemy.orm's or vestige.versioning's: either does) once every model is declared, "
-    "in the models module env.py imports (Vestige's README.md, section Migrations)"
+    "in the models module env.py imports (see Vestige's docs/migrations.md, Set-up)"
 )
 
 

@@ -111,8 +111,8 @@ ENV_PY_ELSEWHERE = (
     "{env_py} does not run the migrations on the scratch database vestige.testing hands "
     "over, so it would migrate another one (nothing was run); in run_migrations_online(), "
     'use config.attributes.get("connection") when it is set, e.g. connectable = '
-    'config.attributes.get("connection") or engine_from_config(...) (see README, Testing '
-    "a migration history)"
+    'config.attributes.get("connection") or engine_from_config(...) (see docs/migrations.md, '
+    "Set-up)"
 )
 NOT_EMPTY = (
     "alembic_engine must be an empty scratch database, and {url} holds tables ({tables}); "

@@ -8,6 +8,7 @@ versions) bulk statements.
 
 from __future__ import annotations
 
+from vestige.versioning.bulk import install_bulk_write_guard
 from vestige.versioning.setup import (
     ISSUED_AT_INDEX,
     Actor,
@@ -18,13 +19,16 @@ from vestige.versioning.setup import (
     set_actor,
     versioning_manager,
 )
+from vestige.versioning.unit_of_work import SetBasedUnitOfWork
 
 __all__ = [
     "ISSUED_AT_INDEX",
     "Actor",
     "ActorPlugin",
+    "SetBasedUnitOfWork",
     "actor",
     "configure_mappers",
+    "install_bulk_write_guard",
     "make_versioned",
     "set_actor",
     "versioning_manager",

@@ -68,7 +68,8 @@ SKIP_OPTION = "vestige_unversioned"
 UNVERSIONED_MESSAGE = (
     "{operation} on versioned model {model} bypasses its history: Continuum writes no "
     "{version_table} rows for bulk statements ({statement}); change the objects through "
-    'the session, or set [tool.vestige] bulk_writes = "version" (see README, Bulk statements)'
+    'the session, or set [tool.vestige] bulk_writes = "version" (see docs/versioning.md, '
+    "Bulk statements)"
 )
 BAD_MODE_MESSAGE = "[tool.vestige] bulk_writes must be one of {modes}, not {value!r}"
 
