@@ -28,6 +28,7 @@ from vestige.history.reading import (
     Operation,
     Version,
     at,
+    changes_dict,
     describe_when,
     diff,
     history,
@@ -109,7 +110,7 @@ def _history(
         if when_text is not None:
             version = at(session, model, key, parse_when(when_text))
             heading = _as_of_heading(version)
-            _emit(as_json, _version_json(version), heading, _values_table(version))
+            _emit(as_json, version.to_dict(), heading, _values_table(version))
         elif diff_between:
             moments = [parse_when(text) for text in diff_between]
             older, newer = (at(session, model, key, moment) for moment in moments)
@@ -126,7 +127,7 @@ def _history(
             payload = {
                 "model": model.__name__,
                 "key": list(key),
-                "versions": [_version_json(v) for v in versions],
+                "versions": [v.to_dict() for v in versions],
             }
             heading = f"History of {record_label(model, key)}"
             _emit(as_json, payload, heading, _history_table(versions))
@@ -339,26 +340,11 @@ def _emit(as_json: bool, payload: Any, heading: str, table: RenderableType) -> N
     echo_table(table)
 
 
-def _version_json(version: Version) -> dict[str, Any]:
-    return {
-        "transaction_id": version.transaction_id,
-        "end_transaction_id": version.end_transaction_id,
-        "issued_at": version.issued_at,
-        "user_id": version.user_id,
-        "user": version.user or None,
-        "remote_addr": version.remote_addr,
-        "operation": version.operation.value,
-        "pruned_before": version.pruned_before,
-        "changes": {c.field: {"old": c.old, "new": c.new} for c in version.changes},
-        "values": dict(version.values),
-    }
-
-
 def _diff_json(older: Version, newer: Version, changes: Sequence[Change]) -> dict[str, Any]:
     return {
         "model": older.model.__name__,
         "key": list(older.key),
         "from_transaction_id": older.transaction_id,
         "to_transaction_id": newer.transaction_id,
-        "changes": {c.field: {"old": c.old, "new": c.new} for c in changes},
+        "changes": changes_dict(changes),
     }

@@ -15,6 +15,7 @@ from vestige.history.reading import (
     as_of,
     at,
     changes,
+    changes_dict,
     diff,
     history,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "as_of",
     "at",
     "changes",
+    "changes_dict",
     "diff",
     "history",
     "label_attribute",

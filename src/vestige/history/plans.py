@@ -15,6 +15,7 @@ from vestige.history.reading import (
     Change,
     Operation,
     Version,
+    changes_dict,
 )
 
 __all__ = ["Action", "RestorePlan", "RestoreResult", "RowChange"]
@@ -75,7 +76,7 @@ class RowChange:
             "key": list(self.key),
             "old": dict(self.old) if self.action is not Action.INSERT else None,
             "new": dict(self.new) if self.action is not Action.DELETE else None,
-            "changes": {c.field: {"old": c.old, "new": c.new} for c in self.changes},
+            "changes": changes_dict(self.changes),
         }
 
 

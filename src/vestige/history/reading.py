@@ -48,6 +48,7 @@ __all__ = [
     "as_of",
     "at",
     "changes",
+    "changes_dict",
     "diff",
     "history",
 ]
@@ -85,6 +86,12 @@ class Change:
     new: Any
 
 
+def changes_dict(changes: Sequence[Change]) -> dict[str, dict[str, Any]]:
+    """Changes as data, ``{field: {"old": ..., "new": ...}}``: the one shape every
+    ``to_dict()`` of this package, the command line's ``--json`` and integrations use."""
+    return {change.field: {"old": change.old, "new": change.new} for change in changes}
+
+
 @dataclass(frozen=True)
 class Version:
     """One version of one record, with who wrote it and what it changed.
@@ -120,6 +127,25 @@ class Version:
     changes: tuple[Change, ...] = ()
     pruned_before: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        """The version as data, the shape ``vestige history --json`` prints.
+
+        Values are as the database returned them (``datetime``, ``Decimal``, ``UUID``...):
+        the caller's JSON encoder decides how to write them.
+        """
+        return {
+            "transaction_id": self.transaction_id,
+            "end_transaction_id": self.end_transaction_id,
+            "issued_at": self.issued_at,
+            "user_id": self.user_id,
+            "user": self.user or None,
+            "remote_addr": self.remote_addr,
+            "operation": self.operation.value,
+            "pruned_before": self.pruned_before,
+            "changes": changes_dict(self.changes),
+            "values": dict(self.values),
+        }
+
 
 @dataclass(frozen=True)
 class Touched:
@@ -128,6 +154,10 @@ class Touched:
     model: str
     key: tuple[Any, ...]
     operation: Operation
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as data: model name, key list and operation."""
+        return {"model": self.model, "key": list(self.key), "operation": self.operation.value}
 
 
 @dataclass(frozen=True)
@@ -140,6 +170,17 @@ class TransactionChanges:
     user: str
     remote_addr: str | None
     touched: tuple[Touched, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The transaction as data, with the same field names as :meth:`Version.to_dict`."""
+        return {
+            "transaction_id": self.transaction_id,
+            "issued_at": self.issued_at,
+            "user_id": self.user_id,
+            "user": self.user or None,
+            "remote_addr": self.remote_addr,
+            "touched": [record.to_dict() for record in self.touched],
+        }
 
 
 def history(
