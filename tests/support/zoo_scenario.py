@@ -70,7 +70,6 @@ KEYS: dict[type[Any], list[Any]] = {
 def write_history(engine: sa.Engine) -> None:
     """Five transactions touching every shape, a minute apart."""
     aware = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
-    steps: list[Callable[[Session], None]] = []
 
     def insert(session: Session) -> None:
         tags = [zoo.Tag(id=1, name="orm"), zoo.Tag(id=2, name="sql")]
@@ -124,7 +123,7 @@ def write_history(engine: sa.Engine) -> None:
         session.add(zoo.Sku(vendor="acme", code=1, price=Decimal("12.00")))
         get(session, zoo.Credit, 3).title = "cr 3"
 
-    steps = [insert, update, more, delete, again]
+    steps: list[Callable[[Session], None]] = [insert, update, more, delete, again]
     with Session(engine) as session:
         for step in steps:
             step(session)

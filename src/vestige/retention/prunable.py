@@ -130,8 +130,8 @@ def classified(
         ranked.c.rn,
         ranked.c.versions,
         *carried,
-        # the newest place (smallest rn) of an ineligible version: the chain is kept from
-        # there; a version with no place (an unwalkable chain) counts as ineligible
+        # the oldest place (largest rn) of an ineligible version: the chain is kept from
+        # there on; a version with no place (an unwalkable chain) keeps the whole record
         sa.func.max(sa.case((eligible == 0, sa.func.coalesce(ranked.c.rn, ranked.c.versions))))
         .over(partition_by=key)
         .label("keep_from"),
