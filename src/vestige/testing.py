@@ -57,6 +57,7 @@ Tests:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
@@ -175,7 +176,9 @@ def scratch_database(url: str | sa.URL, directory: Path) -> Iterator[sa.Engine]:
             engine.dispose()
         return
     server = server.set(drivername="postgresql+psycopg2")  # the kit runs synchronously
-    name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+    # The pid names the test process that made it: one left by a killed run is traceable,
+    # and safe to drop once that process is gone.
+    name = f"{SCRATCH_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     try:
         with admin.connect() as connection:
