@@ -7,7 +7,6 @@ order the end-transaction pointers draw (commit order, H2) rather than id order.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -328,8 +327,8 @@ def context_criteria(
         if value is None:
             criteria.append(stored[key].as_string().is_(None))
         elif dialect == "postgresql":
-            wanted_json = sa.cast(json.dumps({key: value}), postgresql.JSONB)
-            criteria.append(sa.type_coerce(stored, postgresql.JSONB).contains(wanted_json))
+            jsonb = sa.type_coerce(stored, postgresql.JSONB)
+            criteria.append(jsonb.contains(sa.literal({key: value}, postgresql.JSONB)))
         elif isinstance(value, bool):
             criteria.append(stored[key].as_boolean() == value)
         elif isinstance(value, int):

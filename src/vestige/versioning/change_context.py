@@ -58,7 +58,6 @@ __all__ = [
 CONTEXT_COLUMN = "context"
 _SESSION_KEY = "vestige.context"
 NOT_JSON = "change context {key}={value!r} cannot be stored: {problem}; pass JSON values"
-RESERVED = "change context key {key!r} is reserved; pass it as the {key}= argument"
 
 
 @dataclass(frozen=True)
@@ -119,9 +118,6 @@ def _build(
     request_id: str | None,
     extra: Mapping[str, Any],
 ) -> ChangeContext:
-    for key in extra:
-        if key in ("user", "remote_addr", "reason", "request_id"):
-            raise ConfigError(RESERVED.format(key=key))
     found = ChangeContext(user, remote_addr, reason, request_id, dict(extra))
     for key, value in found.to_dict().items():
         try:
@@ -152,7 +148,7 @@ def context(
         The context now in force: the outer one's values with these laid over them.
 
     Raises:
-        ConfigError: A value is not JSON, or an extra key shadows a named argument.
+        ConfigError: A value is not JSON.
     """
     outer = _current.get() or ChangeContext()
     value = outer.merged(_build(user, remote_addr, reason, request_id, extra))
