@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from vestige.config import Settings, load_settings
 from vestige.errors import VestigeError
-from vestige.versioning.change_context import ChangeContext, context, set_context
+from vestige.versioning.change_context import (
+    ChangeContext,
+    context,
+    current_context,
+    set_context,
+)
 
 __all__ = [
     "ChangeContext",
@@ -18,6 +23,7 @@ __all__ = [
     "VestigeError",
     "__version__",
     "context",
+    "current_context",
     "load_settings",
     "set_context",
 ]
