@@ -35,7 +35,7 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -44,6 +44,9 @@ from sqlalchemy_continuum import VersioningManager
 from sqlalchemy_continuum.plugins.base import Plugin
 
 from vestige.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 __all__ = [
     "CONTEXT_COLUMN",
@@ -160,7 +163,7 @@ def context(
 
 
 def set_context(
-    session: orm.Session,
+    session: orm.Session | AsyncSession,
     user: Any = None,
     remote_addr: str | None = None,
     reason: str | None = None,
@@ -183,7 +186,7 @@ def current_context() -> ChangeContext:
     return _current.get() or ChangeContext()
 
 
-def session_context(session: orm.Session) -> ChangeContext:
+def session_context(session: orm.Session | AsyncSession) -> ChangeContext:
     """The context a transaction this session starts now would record."""
     return current_context().merged(_session_info(session).get(_SESSION_KEY))
 
