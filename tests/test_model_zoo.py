@@ -35,6 +35,8 @@ READINGS = (
     "diff",
     "changes",
     "changes(model=...)",
+    "context",
+    "changes(context=...)",
     "cli history --json",
     "cli --as-of --json",
     "cli --diff --json",

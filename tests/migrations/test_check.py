@@ -21,7 +21,7 @@ from vestige.testing import fast_sqlite  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("fast_sqlite")
 
-INITIAL = "cfb1554cb576"
+HEAD = "e4767685b210"
 AUTOGENERATE_FIX = MESSAGES["missing-version-table"][1]
 
 
@@ -55,7 +55,7 @@ def test_check_passes_at_head_and_lints(migrated_engine: sa.Engine, db_url: str)
         if migrated_engine.dialect.name == "sqlite"
         else LINT_NOTHING
     )
-    ok = OK_LINE.format(heads=INITIAL, version_tables=5, native="")
+    ok = OK_LINE.format(heads=HEAD, version_tables=5, native="")
     assert (code, output) == (0, f"{lint}\n{ok}\n")
 
 
@@ -64,7 +64,7 @@ def test_check_fails_before_upgrade(engine: sa.Engine, db_url: str) -> None:
     code, output = _vestige(db_url)
     assert code == 1
     assert output == (
-        f"alembic_version: the database is at base (empty), the head is {INITIAL}; "
+        f"alembic_version: the database is at base (empty), the head is {HEAD}; "
         "fix: alembic upgrade head\n"
     )
 
@@ -131,7 +131,7 @@ def test_check_finds_two_heads(at_head: sa.Engine, db_url: str, tmp_path: Path) 
     shutil.copytree(ROOT / "migrations", scripts, ignore=shutil.ignore_patterns("__pycache__"))
     for revision in ("aaaa00000001", "bbbb00000002"):
         (scripts / "versions" / f"{revision}_branch.py").write_text(
-            f"revision = {revision!r}\ndown_revision = {INITIAL!r}\n"
+            f"revision = {revision!r}\ndown_revision = {HEAD!r}\n"
             "branch_labels = None\ndepends_on = None\n\n\n"
             "def upgrade() -> None:\n    pass\n\n\ndef downgrade() -> None:\n    pass\n"
         )

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "risky0000001"
-down_revision = "cfb1554cb576"
+down_revision = "e4767685b210"
 branch_labels = None
 depends_on = None
 

@@ -50,7 +50,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "bad000000001"
-down_revision = "cfb1554cb576"
+down_revision = "e4767685b210"
 branch_labels = None
 depends_on = None
 

@@ -35,7 +35,7 @@ from vestige.history.restore import plan_restore
 from vestige.retention import prune
 from vestige.retention.engine import MIXED_HIERARCHY
 from vestige.retention.policy import parse_policy
-from vestige.versioning import versioning_manager
+from vestige.versioning import context, versioning_manager
 
 MODULE = "tests.support.zoo_models"
 TOKEN = uuid.UUID("00000000-0000-4000-8000-00000000000a")
@@ -125,9 +125,11 @@ def write_history(engine: sa.Engine) -> None:
 
     steps: list[Callable[[Session], None]] = [insert, update, more, delete, again]
     with Session(engine) as session:
-        for step in steps:
-            step(session)
-            session.commit()
+        for number, step in enumerate(steps):
+            # no user table in the zoo (user_cls=None): the user goes into the JSON context
+            with context(user="zoo", request_id=f"step-{number}", step=number):
+                step(session)
+                session.commit()
         tx = versioning_manager.transaction_cls.__table__
         for minute, tx_id in enumerate(sorted(session.scalars(sa.select(tx.c.id)))):
             session.execute(
@@ -318,6 +320,7 @@ def read_everything(url: str, engine: sa.Engine, results: Results) -> None:
                     },
                     where,
                 )
+            read_context(session, results, shape, model, key, versions)
             read_cli(url, results, shape, model, key, truth)
             if truth and truth[-1]["operation"] != "delete" and len(truth) >= 2:
                 plan = plan_restore(session, model, key, to=truth[0]["transaction_id"])
@@ -329,6 +332,33 @@ def read_everything(url: str, engine: sa.Engine, results: Results) -> None:
                     where,
                 )
         read_changes(session, results)
+
+
+def read_context(
+    session: Session,
+    results: Results,
+    shape: str,
+    model: type[Any],
+    key: Any,
+    versions: list[Version],
+) -> None:
+    """Each version's context is its transaction's, and ``changes(context=...)`` finds it."""
+    where = f"{model.__name__} {key_text(key)}"
+    transaction_cls = versioning_manager.transaction_cls
+    for version in versions:
+        stored = session.get(transaction_cls, version.transaction_id).context
+        number = int(stored["request_id"].removeprefix("step-"))
+        expected = {"user": "zoo", "request_id": f"step-{number}", "step": number}
+        results.check("context", shape, dict(version.context), stored, where)
+        results.check("context", shape, stored, expected, where)
+        found = changes(session, model=model, context={"step": number, "user": "zoo"})
+        results.check(
+            "changes(context=...)",
+            shape,
+            [tx.transaction_id for tx in found],
+            [version.transaction_id],
+            where,
+        )
 
 
 def read_cli(

@@ -245,18 +245,30 @@ def _change_line(change: Change) -> str:
 
 
 def _history_table(versions: Sequence[Version]) -> Table:
+    """One row per version; a context column only when some version recorded one."""
+    with_context = any(version.context for version in versions)
+    headers = ["transaction", "time (UTC)", "user", "operation", "changes"]
+    if with_context:
+        headers.insert(3, "context")
     table = Table(box=box.SIMPLE_HEAD, show_lines=True)
-    for header in ("transaction", "time (UTC)", "user", "operation", "changes"):
-        table.add_column(header, no_wrap=header != "changes", overflow="fold")
+    for header in headers:
+        table.add_column(header, no_wrap=header not in ("changes", "context"), overflow="fold")
     for version in versions:
-        table.add_row(
+        cells = [
             Text(str(version.transaction_id)),
             Text(show(version.issued_at)),
             Text(version.user),
             Text(version.operation.value),
             Text(_change_lines(version)),
-        )
+        ]
+        if with_context:
+            cells.insert(3, Text(_context_lines(version)))
+        table.add_row(*cells)
     return table
+
+
+def _context_lines(version: Version) -> str:
+    return "\n".join(f"{key}={show(value)}" for key, value in version.context.items())
 
 
 def _as_of_heading(version: Version) -> str:

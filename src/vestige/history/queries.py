@@ -13,15 +13,20 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
+from sqlalchemy.dialects import postgresql
 from sqlalchemy_continuum import version_class
 from sqlalchemy_continuum.utils import version_table
 
 from vestige.errors import ConfigError
+from vestige.versioning.change_context import CONTEXT_COLUMN
 from vestige.versioning.setup import versioning_manager
 
 __all__ = [
+    "BAD_CONTEXT_FILTER",
     "BAD_KEY",
+    "NO_CONTEXT_COLUMN",
     "Shape",
+    "context_criteria",
     "in_commit_order",
     "key_columns",
     "label_attribute",
@@ -34,6 +39,13 @@ __all__ = [
 ]
 
 BAD_KEY = "bad key {key!r} for {model}: expected {expected}"
+BAD_CONTEXT_FILTER = (
+    "cannot filter changes on context {key}={value!r}: compare a string, number, boolean or None"
+)
+NO_CONTEXT_COLUMN = (
+    "cannot filter changes on context {key!r}: the transaction table has no context column "
+    "(make_versioned(context_column=True) and a migration that adds it)"
+)
 _USER_LABELS = ("username", "name", "email")
 
 
@@ -259,13 +271,15 @@ def transaction_table() -> sa.Table:
 def transaction_columns(
     transaction: sa.Table,
 ) -> tuple[list[sa.ColumnElement[Any]], sa.FromClause]:
-    """id, issued_at, user_id, remote_addr and a user label, with the join they need.
+    """id, issued_at, user_id, remote_addr, a user label and the change context (the
+    JSON ``context`` column), with the join they need.
 
     The label comes from the user's table in the same statement, so reading history
     stays one query whatever its length and whoever wrote it.
     """
     user_id = transaction.c.user_id if "user_id" in transaction.c else sa.null()
     remote_addr = transaction.c.remote_addr if "remote_addr" in transaction.c else sa.null()
+    context = transaction.c[CONTEXT_COLUMN] if CONTEXT_COLUMN in transaction.c else sa.null()
     joined: sa.FromClause = transaction
     label: sa.ColumnElement[Any] = sa.null()
     user_rel = getattr(versioning_manager.transaction_cls, "user", None)
@@ -281,12 +295,58 @@ def transaction_columns(
             column = user_mapper.attrs[name].columns[0]
             label = users.c[column.name]
             joined = transaction.outerjoin(users, key_column == transaction.c.user_id)
-    return [transaction.c.id, transaction.c.issued_at, user_id, remote_addr, label], joined
+    columns = [transaction.c.id, transaction.c.issued_at, user_id, remote_addr, label, context]
+    return columns, joined
+
+
+def context_criteria(
+    transaction: sa.Table, wanted: Mapping[str, Any], dialect: str
+) -> list[sa.ColumnElement[bool]]:
+    """Conditions on the transaction table for "its context has these values".
+
+    ``user`` and ``remote_addr`` compare their own columns where the table has them;
+    every other key compares the JSON ``context`` column: with ``@>`` (containment) on
+    PostgreSQL, with the JSON path's typed value elsewhere. ``None`` matches a key that
+    is absent or null.
+
+    Raises:
+        ConfigError: A value is not a string, number, boolean or ``None``, or the
+            transaction table has no ``context`` column to filter on.
+    """
+    criteria: list[sa.ColumnElement[bool]] = []
+    for key, value in wanted.items():
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise ConfigError(BAD_CONTEXT_FILTER.format(key=key, value=value))
+        if key in ("user", "remote_addr") and _own_column(key) in transaction.c:
+            column = transaction.c[_own_column(key)]
+            criteria.append(column.is_(None) if value is None else column == value)
+            continue
+        if CONTEXT_COLUMN not in transaction.c:
+            raise ConfigError(NO_CONTEXT_COLUMN.format(key=key))
+        stored: Any = transaction.c[CONTEXT_COLUMN]
+        if value is None:
+            criteria.append(stored[key].as_string().is_(None))
+        elif dialect == "postgresql":
+            jsonb = sa.type_coerce(stored, postgresql.JSONB)
+            criteria.append(jsonb.contains(sa.literal({key: value}, postgresql.JSONB)))
+        elif isinstance(value, bool):
+            criteria.append(stored[key].as_boolean() == value)
+        elif isinstance(value, int):
+            criteria.append(stored[key].as_integer() == value)
+        elif isinstance(value, float):
+            criteria.append(stored[key].as_float() == value)
+        else:
+            criteria.append(stored[key].as_string() == value)
+    return criteria
+
+
+def _own_column(key: str) -> str:
+    return "user_id" if key == "user" else key
 
 
 def _select_versions(shape: Shape) -> sa.Select[Any]:
     """Value columns, then transaction_id, end_transaction_id, operation_type, then the
-    transaction's id, issued_at, user_id, remote_addr and user label."""
+    transaction's id, issued_at, user_id, remote_addr, user label and context."""
     transaction = transaction_table()
     columns, joined = transaction_columns(transaction)
     return sa.select(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from sqlalchemy import orm
 from vestige.errors import ConfigError, HistoryPruned, RecordNotFound
 from vestige.history.queries import (
     Shape,
+    context_criteria,
     in_commit_order,
     newest_in_commit_order,
     normalize_key,
@@ -112,6 +113,8 @@ class Version:
             delete, none).
         pruned_before: The versions before this one were pruned, so ``changes`` is
             empty because the previous state is unknown.
+        context: The rest of the change context, ``transaction.context``: ``reason``,
+            ``request_id`` and any extra values (empty when none was recorded).
     """
 
     model: type[Any]
@@ -126,6 +129,7 @@ class Version:
     values: Mapping[str, Any]
     changes: tuple[Change, ...] = ()
     pruned_before: bool = False
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The version as data, the shape ``vestige history --json`` prints.
@@ -140,6 +144,7 @@ class Version:
             "user_id": self.user_id,
             "user": self.user or None,
             "remote_addr": self.remote_addr,
+            "context": dict(self.context),
             "operation": self.operation.value,
             "pruned_before": self.pruned_before,
             "changes": changes_dict(self.changes),
@@ -170,6 +175,7 @@ class TransactionChanges:
     user: str
     remote_addr: str | None
     touched: tuple[Touched, ...]
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The transaction as data, with the same field names as :meth:`Version.to_dict`."""
@@ -179,6 +185,7 @@ class TransactionChanges:
             "user_id": self.user_id,
             "user": self.user or None,
             "remote_addr": self.remote_addr,
+            "context": dict(self.context),
             "touched": [record.to_dict() for record in self.touched],
         }
 
@@ -313,6 +320,7 @@ def changes(
     until: datetime | None = None,
     user: Any = None,
     model: type[Any] | None = None,
+    context: Mapping[str, Any] | None = None,
     limit: int | None = 100,
 ) -> list[TransactionChanges]:
     """Transactions, oldest first, with every versioned record each one touched.
@@ -327,6 +335,10 @@ def changes(
         user: Only transactions by this user id.
         model: Only transactions that wrote a version of this mapped class; their
             ``touched`` still lists every record.
+        context: Only transactions whose stored context has each of these values
+            (``{"request_id": "f3a1"}``, ``{"reason": "import", "tenant": "acme"}``);
+            values are strings, numbers, booleans or ``None``. ``user`` and
+            ``remote_addr`` filter on their columns when the table has them.
         limit: At most this many transactions (the oldest that match); ``None``: all.
     """
     transaction = transaction_table()
@@ -344,6 +356,9 @@ def changes(
             sa.select(shape.transaction_id).select_from(shape.selectable).where(*shape.criteria)
         )
         query = query.where(transaction.c.id.in_(touched_model))
+    if context:
+        dialect = session.get_bind().dialect.name
+        query = query.where(*context_criteria(transaction, context, dialect))
     if limit is not None:
         query = query.limit(limit)
     transactions = session.execute(query).all()
@@ -370,8 +385,9 @@ def changes(
             user=_user_text(user_id, label),
             remote_addr=remote_addr,
             touched=tuple(touched[tx_id]),
+            context=stored or {},
         )
-        for tx_id, issued_at, user_id, remote_addr, label in transactions
+        for tx_id, issued_at, user_id, remote_addr, label, stored in transactions
     ]
 
 
@@ -408,7 +424,7 @@ def _version(
 ) -> Version:
     size = len(shape.fields)
     values = dict(zip(shape.fields, row[:size], strict=True))
-    tx_id, end_tx_id, operation_type, _, issued_at, user_id, remote_addr, label = row[size:]
+    tx_id, end_tx_id, operation_type, _, issued_at, user_id, remote_addr, label, stored = row[size:]
     operation = Operation.from_type(operation_type)
     pruned_before = first and operation is not Operation.INSERT
     found: tuple[Change, ...] = ()
@@ -428,6 +444,7 @@ def _version(
         values=values,
         changes=found,
         pruned_before=pruned_before,
+        context=stored or {},
     )
 
 

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from vestige.config import MigrationSettings, OnDropColumn, Settings
 from vestige.errors import VersionTablesMissing
@@ -41,6 +42,7 @@ __all__ = [
     "process_revision_directives",
     "rename_column",
     "rename_table",
+    "render_item",
 ]
 
 
@@ -123,7 +125,29 @@ def comparison_options(
         "process_revision_directives": partial(
             process_revision_directives, on_drop_column=on_drop_column
         ),
+        "render_item": render_item,
     }
+
+
+def render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Render a JSON type with a JSONB variant (``transaction.context``'s) so that the
+    revision imports what it names.
+
+    Alembic renders a variant's PostgreSQL type with the dialect of the database it
+    compares against; against SQLite that gives ``astext_type=Text()``, a name the
+    revision never imports. Everything else renders as Alembic would.
+    """
+    if kind != "type" or not isinstance(obj, sa.JSON):
+        return False
+    variant = getattr(obj, "_variant_mapping", {}).get("postgresql")
+    if not isinstance(variant, postgresql.JSONB):
+        return False
+    autogen_context.imports.add("from sqlalchemy.dialects import postgresql")
+    return (
+        f"sa.JSON(none_as_null={obj.none_as_null}).with_variant("
+        f"postgresql.JSONB(none_as_null={variant.none_as_null}, astext_type=sa.Text()), "
+        "'postgresql')"
+    )
 
 
 def _batch(table: str) -> Any:

@@ -9,21 +9,25 @@ Two calls, in this order::
     configure_mappers()                      # once they all are
 
 ``make_versioned`` wraps SQLAlchemy-Continuum's function of the same name and adds
-:class:`ActorPlugin`, which records who made each change (``transaction.user_id``) and
-from where (``transaction.remote_addr``). ``configure_mappers`` builds the version
+:class:`~vestige.versioning.change_context.ContextPlugin`, which records the change
+context with each transaction: who (``transaction.user_id``), from where
+(``transaction.remote_addr``), and why, in which request, and anything else
+(``transaction.context``, JSON). ``configure_mappers`` builds the version
 classes and tables and indexes ``transaction.issued_at``, which retention filters on.
 
-Who made a change is set per session or per context::
+The context is set per block or per session (:mod:`~vestige.versioning.change_context`)::
 
-    with actor(user_id=7, remote_addr="10.0.0.1"):
+    with context(user=7, remote_addr="10.0.0.1", request_id="f3a1"):
         session.commit()
 
-    set_actor(session, user_id=7)            # for the rest of this session's life
+    set_context(session, user=7)             # for the rest of this session's life
+
+``actor(user_id=...)`` and ``set_actor(session, user_id=...)`` are the first forms of the
+same two calls, kept.
 """
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +41,7 @@ from sqlalchemy_continuum.plugins.base import Plugin
 from sqlalchemy_continuum.transaction import TransactionFactory
 
 from vestige.versioning.bulk import BulkWriteMode, install_bulk_write_guard
+from vestige.versioning.change_context import ContextPlugin, context, set_context
 from vestige.versioning.recording import install_flush_tracking
 from vestige.versioning.unit_of_work import SetBasedUnitOfWork
 
@@ -52,7 +57,6 @@ __all__ = [
 ]
 
 ISSUED_AT_INDEX = "ix_transaction_issued_at"
-_SESSION_KEY = "vestige.actor"
 
 versioning_manager: VersioningManager = sqlalchemy_continuum.versioning_manager
 """Continuum's global manager, the one ``make_versioned`` configures by default."""
@@ -66,45 +70,25 @@ class Actor:
     remote_addr: str | None = None
 
 
-_current_actor: contextvars.ContextVar[Actor | None] = contextvars.ContextVar(
-    "vestige_actor", default=None
-)
-
-
 @contextmanager
 def actor(user_id: Any = None, remote_addr: str | None = None) -> Iterator[Actor]:
     """Attribute every transaction committed inside the block to this actor.
 
-    Works across threads and asyncio tasks (a context variable), and is overridden by
-    :func:`set_actor` on a particular session.
+    The first form of :func:`~vestige.versioning.change_context.context`, kept:
+    ``actor(user_id=7)`` is ``context(user=7)``.
     """
-    value = Actor(user_id, remote_addr)
-    token = _current_actor.set(value)
-    try:
-        yield value
-    finally:
-        _current_actor.reset(token)
+    with context(user=user_id, remote_addr=remote_addr):
+        yield Actor(user_id, remote_addr)
 
 
 def set_actor(session: orm.Session, user_id: Any = None, remote_addr: str | None = None) -> None:
-    """Attribute the transactions this session writes from now on to this actor."""
-    session.info[_SESSION_KEY] = Actor(user_id, remote_addr)
+    """Attribute the transactions this session writes from now on to this actor
+    (``set_context(session, user=user_id, remote_addr=remote_addr)``)."""
+    set_context(session, user=user_id, remote_addr=remote_addr)
 
 
-class ActorPlugin(Plugin):  # type: ignore[misc]
-    """A Continuum plugin that fills ``transaction.user_id`` and ``remote_addr``."""
-
-    def transaction_args(self, uow: Any, session: orm.Session) -> dict[str, Any]:
-        current = session.info.get(_SESSION_KEY) or _current_actor.get()
-        if current is None:
-            return {}
-        transaction_cls = uow.manager.transaction_cls
-        args: dict[str, Any] = {}
-        if current.user_id is not None and hasattr(transaction_cls, "user_id"):
-            args["user_id"] = current.user_id
-        if current.remote_addr is not None and hasattr(transaction_cls, "remote_addr"):
-            args["remote_addr"] = current.remote_addr
-        return args
+ActorPlugin = ContextPlugin
+"""The plugin's first name, from when it recorded only the actor."""
 
 
 _configured_managers: set[int] = set()
@@ -118,6 +102,7 @@ def make_versioned(
     options: Mapping[str, Any] | None = None,
     unit_of_work_cls: type = SetBasedUnitOfWork,
     bulk_writes: BulkWriteMode | None = None,
+    context_column: bool = True,
 ) -> VersioningManager:
     """Turn versioning on for every mapper and session; call before declaring models.
 
@@ -125,7 +110,7 @@ def make_versioned(
         user_cls: The model (or its class name) that ``transaction.user_id`` refers to,
             or ``None`` for no user column.
         manager: The Continuum manager to configure (default: Continuum's global one).
-        plugins: Continuum plugins to add after :class:`ActorPlugin`.
+        plugins: Continuum plugins to add after :class:`ContextPlugin`.
         options: Continuum options (``strategy``, ``native_versioning``, ...).
         unit_of_work_cls: The unit of work class. Vestige's
             :class:`~vestige.versioning.unit_of_work.SetBasedUnitOfWork` by default; pass
@@ -134,6 +119,10 @@ def make_versioned(
             versioned models do: ``"warn"``, ``"raise"`` or ``"version"`` (see
             :mod:`vestige.versioning.bulk`); ``warn`` by default. To keep the mode in
             ``[tool.vestige] bulk_writes``, pass ``load_settings(...).bulk_writes``.
+        context_column: Add the JSON ``context`` column to the transaction table, where
+            the change context beyond user and address is stored (see
+            :mod:`vestige.versioning.change_context`). ``False`` for a schema without it:
+            then only ``user`` and ``remote_addr`` are recorded.
 
     Returns:
         The configured manager. Calling again with the same manager changes nothing.
@@ -147,7 +136,7 @@ def make_versioned(
     sqlalchemy_continuum.make_versioned(
         user_cls=user_cls,
         manager=manager,
-        plugins=[ActorPlugin(), *plugins],
+        plugins=[ContextPlugin(column=context_column), *plugins],
         options=dict(options or {}),
     )
     sa.event.listen(orm.Mapper, "after_configured", lambda: _index_issued_at(manager))

@@ -1,0 +1,1 @@
+"""A small FastAPI blog with its history kept by Vestige (see README.md)."""
