@@ -22,10 +22,10 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 
+from vestige.catalogue import version_tables_by_base
 from vestige.config import load_settings
 from vestige.errors import ConfigError
 from vestige.migrations import native
-from vestige.migrations.tables import version_tables_by_base
 from vestige.versioning.setup import versioning_manager
 
 ON_DROP_COLUMN = ("keep", "drop")
