@@ -7,15 +7,12 @@ really has (:mod:`tests.support.catalogue_facts` runs in a process of its own).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.project import ROOT
+from tests.support.project import run_module_json
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +26,9 @@ def facts(
     backend: str, db_url: str, tmp_path: Path, computed: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     if backend not in computed:
-        out = tmp_path / "facts.json"
-        run = subprocess.run(
-            [sys.executable, "-m", "tests.support.catalogue_facts", db_url, str(out)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        computed[backend] = run_module_json(
+            "tests.support.catalogue_facts", db_url, tmp_path / "facts.json"
         )
-        assert run.returncode == 0, run.stderr[-4000:]
-        computed[backend] = json.loads(out.read_text())
     return computed[backend]
 
 

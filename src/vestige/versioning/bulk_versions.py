@@ -101,11 +101,10 @@ def version_statement(
     joined = len(entry.levels) > 1 or entry.has_subtables
     if changes and joined:
         raise UnversionedWriteError(JOINED_KEY_MESSAGE.format(model=model))
-    base = mapper.base_mapper
-    if operation == "DELETE" and mapper.local_table is not base.local_table:
+    if operation == "DELETE" and entry.levels[0].table is not entry.table:
         raise UnversionedWriteError(
             JOINED_DELETE_MESSAGE.format(
-                model=model, table=_table_name(mapper), base=base.class_.__name__
+                model=model, table=entry.table.name, base=entry.root.__name__
             )
         )
     if entry.has_subtables and entry.discriminator is None:
@@ -137,10 +136,6 @@ def version_statement(
     write(Operation.UPDATE, ((key, m) for key, new, m in rows if new == key))
     write(Operation.INSERT, ((new, m) for _, new, m in moved))
     return result
-
-
-def _table_name(mapper: orm.Mapper[Any]) -> str:
-    return cast(sa.Table, mapper.local_table).name
 
 
 def _key_changes(statement: Any, entry: VersionedModel) -> dict[int, Any]:
@@ -230,7 +225,7 @@ def _refuse_uncascaded_delete(
 ) -> None:
     """A DELETE of base rows whose subclass rows the database would not delete with them."""
     for row_mapper, levels in by_mapper.items():
-        parents = {_table_name(mapper)}
+        parents = {cast(sa.Table, mapper.local_table).name}
         for level in levels:
             if level.table.name in parents:
                 continue

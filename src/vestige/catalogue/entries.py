@@ -1,15 +1,7 @@
-"""The one catalogue of versioned models: the facts every domain reads about them.
+"""The catalogue's entries: versioned classes, their keys, levels and association tables.
 
-Which classes are versioned, their version classes and tables, the columns that key
-their records, how inheritance spreads a record over tables (the hierarchy's root, one
-table per level of joined inheritance, the discriminator of single-table inheritance)
-and the many-to-many association tables Continuum versions beside them. They are worked
-out here, from SQLAlchemy's mappers and Continuum's manager, and nowhere else: history,
-migrations, retention and versioning ask.
-
-Version classes exist only once the mappers are configured (``configure_mappers()``);
-:func:`planned_version_tables` answers from the declarations alone, for the migration
-guard, which runs before anything configures them.
+See :mod:`vestige.catalogue`; this module answers once the mappers are configured
+(Continuum's version classes exist only then).
 """
 
 from __future__ import annotations
@@ -20,7 +12,6 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy.orm.mapper import _all_registries
 
 # Continuum's manager itself, not vestige.versioning's name for it: the catalogue sits
 # below the domains (see [tool.importlinter] in pyproject.toml).
@@ -29,21 +20,20 @@ from sqlalchemy_continuum import version_class, versioning_manager
 from vestige.errors import ModelNotFound
 
 __all__ = [
+    "NOT_VERSIONED",
     "AssociationTable",
     "KeyColumn",
     "Level",
-    "PlannedVersionTable",
     "VersionColumns",
     "VersionedModel",
     "association_key",
     "association_table",
     "association_tables",
     "is_versioned",
-    "planned_version_tables",
+    "manager_or_global",
     "record_key",
     "require_versioned",
     "version_columns",
-    "version_tables_by_base",
     "versioned_model",
     "versioned_models",
 ]
@@ -174,22 +164,8 @@ class VersionColumns:
     operation_type: str
 
 
-@dataclass(frozen=True)
-class PlannedVersionTable:
-    """A version table the declarations call for, before the mappers are configured.
-
-    Attributes:
-        name: Its key in the metadata's ``tables`` (schema-qualified if it has a schema).
-        base: The name of the table it versions.
-        model: The class name it versions; ``None`` for a many-to-many association table.
-    """
-
-    name: str
-    base: str
-    model: str | None
-
-
-def _manager(manager: Any) -> Any:
+def manager_or_global(manager: Any) -> Any:
+    """``manager``, or Continuum's global one when it is ``None``."""
     return versioning_manager if manager is None else manager
 
 
@@ -213,7 +189,7 @@ def version_columns(manager: Any = None, model: type[Any] | None = None) -> Vers
     Those of ``model`` when given (a class's ``__versioned__`` options may name them),
     else the manager's.
     """
-    manager = _manager(manager)
+    manager = manager_or_global(manager)
 
     def option(name: str) -> str:
         return str(manager.options[name] if model is None else manager.option(model, name))
@@ -227,12 +203,12 @@ def version_columns(manager: Any = None, model: type[Any] | None = None) -> Vers
 
 def is_versioned(model: type[Any], manager: Any = None) -> bool:
     """Whether Continuum versions the class (cheap: no entry is built)."""
-    return model in _manager(manager).version_class_map
+    return model in manager_or_global(manager).version_class_map
 
 
 def versioned_model(model: type[Any], manager: Any = None) -> VersionedModel | None:
     """The catalogue's entry for a class, or ``None`` if it is not versioned."""
-    manager = _manager(manager)
+    manager = manager_or_global(manager)
     if not is_versioned(model, manager):
         return None
     mapper: orm.Mapper[Any] = sa.inspect(model)
@@ -281,7 +257,7 @@ def require_versioned(model: type[Any], manager: Any = None) -> VersionedModel:
 
 def versioned_models(manager: Any = None) -> dict[str, VersionedModel]:
     """Every configured versioned class, by class name, sorted by name."""
-    manager = _manager(manager)
+    manager = manager_or_global(manager)
     found = {}
     for model in list(manager.version_class_map):
         entry = versioned_model(model, manager)
@@ -292,7 +268,7 @@ def versioned_models(manager: Any = None) -> dict[str, VersionedModel]:
 
 def association_tables(manager: Any = None) -> list[AssociationTable]:
     """The many-to-many association tables Continuum versions, sorted by name."""
-    manager = _manager(manager)
+    manager = manager_or_global(manager)
     found = []
     for table in manager.association_tables:
         version_table = _version_table_of(table)
@@ -304,47 +280,6 @@ def association_tables(manager: Any = None) -> list[AssociationTable]:
 def association_table(table: sa.Table, manager: Any = None) -> AssociationTable | None:
     """The catalogue's entry for one association table, or ``None`` if it is not versioned."""
     return next((a for a in association_tables(manager) if a.table is table), None)
-
-
-def planned_version_tables(
-    metadata: sa.MetaData, manager: Any = None
-) -> dict[str, PlannedVersionTable]:
-    """The version tables the versioned classes of ``metadata`` call for, by table key.
-
-    Read from the declarations and the ``__versioned__`` options without configuring
-    the mappers: the migration guard asks before Continuum has built anything.
-    """
-    options = _manager(manager).options
-    found: dict[str, PlannedVersionTable] = {}
-    for mapper in _declared_versioned(metadata):
-        cls = mapper.class_
-        merged: dict[str, Any] = {**options, **cls.__versioned__}
-        table = mapper.local_table
-        if (
-            merged.get("versioning", True)
-            and merged.get("create_tables", True)
-            and isinstance(table, sa.Table)
-        ):
-            name = _table_key(table, merged)
-            planned = PlannedVersionTable(name, table.name, cls.__name__)
-            # A single-table subclass shares its base's table: the base names it.
-            if mapper.single:
-                found.setdefault(name, planned)
-            else:
-                found[name] = planned
-        for secondary in _secondaries(metadata, mapper, merged):
-            name = _table_key(secondary, merged)
-            found.setdefault(name, PlannedVersionTable(name, secondary.name, None))
-    return found
-
-
-def version_tables_by_base(metadata: sa.MetaData) -> dict[str, str]:
-    """``{base table: version table}`` for the versioned classes of ``metadata``."""
-    return {
-        planned.base: name
-        for name, planned in planned_version_tables(metadata).items()
-        if planned.model is not None
-    }
 
 
 # --- how the facts are found ---------------------------------------------------------
@@ -400,36 +335,3 @@ def _version_table_of(table: sa.Table) -> sa.Table | None:
     schema = table.schema or table.metadata.schema
     name = f"{table.name}_version"
     return table.metadata.tables.get(f"{schema}.{name}" if schema else name)
-
-
-def _table_key(table: sa.Table, options: dict[str, Any]) -> str:
-    name = str(options["table_name"]) % table.name
-    return f"{table.schema}.{name}" if table.schema else name
-
-
-def _declared_versioned(metadata: sa.MetaData) -> Iterator[orm.Mapper[Any]]:
-    for registry in _all_registries():
-        if registry.metadata is not metadata:
-            continue
-        for mapper in registry.mappers:
-            if isinstance(getattr(mapper.class_, "__versioned__", None), dict):
-                yield mapper
-
-
-def _secondaries(
-    metadata: sa.MetaData, mapper: orm.Mapper[Any], options: dict[str, Any]
-) -> Iterator[sa.Table]:
-    """The model's many-to-many ``secondary`` tables, which Continuum versions too."""
-    # mapper._props, not mapper.relationships: reading those would configure the mappers.
-    for key, prop in mapper._props.items():
-        if not isinstance(prop, orm.RelationshipProperty) or prop.viewonly:
-            continue
-        if key in options.get("exclude", ()) and key not in options.get("include", ()):
-            continue
-        secondary = prop._init_args.secondary.effective_value()
-        if isinstance(secondary, str):
-            secondary = metadata.tables.get(secondary)
-        elif callable(secondary):
-            secondary = secondary()
-        if isinstance(secondary, sa.Table):
-            yield secondary
