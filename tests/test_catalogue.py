@@ -57,6 +57,7 @@ def test_joined_inheritance_has_one_level_per_table(facts: dict[str, Any]) -> No
     assert models["Credit"]["has_subtables"] is False
     assert models["Document"]["names_by_identity"] == [
         [None, "Document"],
+        ["document", "Document"],
         ["invoice", "Invoice"],
         ["credit", "Credit"],
     ]
@@ -76,6 +77,7 @@ def test_single_table_subclasses_share_their_base_tables(facts: dict[str, Any]) 
     assert models["Party"]["has_subtables"] is False
     assert models["Party"]["names_by_identity"] == [
         [None, "Party"],
+        ["party", "Party"],
         ["person", "Person"],
         ["company", "Company"],
     ]

@@ -235,7 +235,11 @@ def versioned_model(model: type[Any], manager: Any = None) -> VersionedModel | N
         identities=tuple(m.polymorphic_identity for m in mapper.self_and_descendants),
         names_by_identity=(
             (None, root.class_.__name__),
-            *((m.polymorphic_identity, m.class_.__name__) for m in hierarchy if m is not root),
+            *(
+                (m.polymorphic_identity, m.class_.__name__)
+                for m in hierarchy
+                if m.polymorphic_identity is not None
+            ),
         ),
         has_subtables=any(
             m.local_table is not mapper.local_table for m in mapper.self_and_descendants

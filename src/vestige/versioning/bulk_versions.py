@@ -22,7 +22,7 @@ from sqlalchemy_continuum.operation import Operation
 from vestige.catalogue import Level, VersionedModel, require_versioned
 from vestige.errors import UnversionedWriteError
 from vestige.versioning.keys import key_chunks, match_keys
-from vestige.versioning.row_plans import CloseTarget, close_statements, level_plans, manager_cache
+from vestige.versioning.row_plans import CloseTarget, close_statements, level_plans
 
 __all__ = [
     "JOINED_DELETE_MESSAGE",
@@ -71,12 +71,8 @@ _Key = tuple[Any, ...]
 
 
 def _entry(manager: VersioningManager, mapper: orm.Mapper[Any]) -> VersionedModel:
-    """The catalogue's entry for a versioned mapper, kept on the manager."""
-    entries: dict[type, VersionedModel] = manager_cache(manager, "_vestige_bulk_entries")
-    entry = entries.get(mapper.class_)
-    if entry is None:
-        entry = entries[mapper.class_] = require_versioned(mapper.class_, manager)
-    return entry
+    """The catalogue's entry for a versioned mapper (asked anew: subclasses may be mapped later)."""
+    return require_versioned(mapper.class_, manager)
 
 
 def _transaction_id(manager: VersioningManager, session: orm.Session) -> int:
