@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from models import License, Maintainer, Package, Release
-from vestige.config import load_settings
+from vestige.config import database_url
 from vestige.versioning import actor
 
 DEMO_PACKAGE = "httpkit"
@@ -55,7 +55,7 @@ def write_sample_data(session: Session) -> int:
 
 
 def main() -> int:
-    engine = sa.create_engine(load_settings().database_url)
+    engine = sa.create_engine(database_url())
     try:
         with Session(engine) as session:
             present = session.scalar(sa.select(Package.id).where(Package.name == DEMO_PACKAGE))
