@@ -7,15 +7,12 @@ each test here asserts one (reading, shape) row of what that process found.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.project import ROOT
+from tests.support.project import run_module_json
 
 SHAPES = (
     "uuid key",
@@ -60,16 +57,9 @@ def results_for(
     tmp_path: Path,
 ) -> dict[tuple[str, str], str | None]:
     if backend not in cache:
-        out = tmp_path / "zoo.json"
-        run = subprocess.run(
-            [sys.executable, "-m", "tests.support.zoo_scenario", db_url, str(out)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
+        rows: list[dict[str, Any]] = run_module_json(
+            "tests.support.zoo_scenario", db_url, tmp_path / "zoo.json"
         )
-        assert run.returncode == 0, run.stderr[-4000:]
-        rows: list[dict[str, Any]] = json.loads(out.read_text())
         cache[backend] = {(row["reading"], row["shape"]): row["problem"] for row in rows}
     return cache[backend]
 

@@ -2,48 +2,25 @@
 
 The library never imports the reference models itself: it is pointed at a module
 (``--models models`` or ``[tool.vestige] models``), imports it, and looks model names
-up in the mapped registry. Names never reach SQL.
+up in the catalogue of versioned models (:mod:`vestige.catalogue`, whose
+:class:`~vestige.catalogue.VersionedModel` and :func:`~vestige.catalogue.versioned_models`
+are re-exported here). Names never reach SQL.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.orm.mapper import _all_registries
 
-# Continuum's manager itself, not vestige.versioning's name for it: the registry sits
-# below the domains (see [tool.importlinter] in pyproject.toml).
-from sqlalchemy_continuum import version_class, versioning_manager
-
+from vestige.catalogue import VersionedModel, versioned_models
 from vestige.errors import ConfigError, ModelNotFound
 
 __all__ = ["VersionedModel", "import_models", "resolve_model", "versioned_models"]
-
-
-@dataclass(frozen=True)
-class VersionedModel:
-    """A versioned model and what Vestige needs to know of it.
-
-    Attributes:
-        name: The class name, as users type it (``Package``).
-        model: The mapped class.
-        version_model: Continuum's version class (``PackageVersion``).
-        table: The model's base table.
-        version_table: Its ``*_version`` table.
-    """
-
-    name: str
-    model: type[Any]
-    version_model: type[Any]
-    table: sa.Table
-    version_table: sa.Table
 
 
 BAD_MODULE_NAME = (
@@ -77,24 +54,6 @@ def import_models(module: str, project_root: Path | None = None) -> ModuleType:
         raise
     orm.configure_mappers()
     return imported
-
-
-def versioned_models() -> dict[str, VersionedModel]:
-    """Every configured versioned model, by class name, sorted by name."""
-    found: dict[str, VersionedModel] = {}
-    for model in versioning_manager.version_class_map:
-        mapper = sa.inspect(model)
-        if mapper.class_ is not model or not isinstance(mapper.local_table, sa.Table):
-            continue
-        version_model = version_class(model)
-        found[model.__name__] = VersionedModel(
-            name=model.__name__,
-            model=model,
-            version_model=version_model,
-            table=mapper.local_table,
-            version_table=sa.inspect(version_model).local_table,
-        )
-    return dict(sorted(found.items()))
 
 
 def resolve_model(name: str) -> VersionedModel:

@@ -14,9 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy.dialects import postgresql
-from sqlalchemy_continuum import version_class
-from sqlalchemy_continuum.utils import version_table
 
+from vestige.catalogue import (
+    association_tables,
+    record_key,
+    require_versioned,
+    version_columns,
+    versioned_models,
+)
 from vestige.errors import ConfigError
 from vestige.versioning.change_context import CONTEXT_COLUMN
 from vestige.versioning.setup import versioning_manager
@@ -91,27 +96,25 @@ def versioned_tables() -> list[tuple[sa.Table, list[str], sa.Column[Any] | None,
     by discriminator value, with ``None`` for the hierarchy's base): a row is labelled
     with the class it really was, never with every class that shares the table.
     """
-    found = []
-    for parent in versioning_manager.version_class_map:
-        mapper = sa.inspect(parent)
-        if mapper.class_ is not parent or mapper.inherits is not None:
-            continue
-        table = sa.inspect(version_class(parent)).local_table
-        names: dict[Any, str] = {None: parent.__name__}
-        names.update(
-            (identity, sub.class_.__name__) for identity, sub in mapper.polymorphic_map.items()
+    found = [
+        (
+            entry.version_table,
+            [column.name for column in entry.key_columns],
+            entry.version_discriminator,
+            dict(entry.names_by_identity),
         )
-        keys = [col.name for _, col in _key_columns(parent)]
-        found.append((table, keys, _discriminator(parent, table), names))
-    for association in versioning_manager.association_tables:
-        keys = [col.name for col in association.primary_key] or [col.name for col in association.c]
-        found.append((version_table(association), keys, None, {None: association.name}))
+        for entry in versioned_models(versioning_manager).values()
+        if entry.model is entry.root
+    ]
+    found += [
+        (association.version_table, list(association.key), None, {None: association.table.name})
+        for association in association_tables(versioning_manager)
+    ]
     return sorted(found, key=lambda item: item[3][None])
 
 
 def _key_columns(model: type[Any]) -> list[tuple[str, sa.Column[Any]]]:
-    mapper = sa.inspect(model)
-    return [(mapper.get_property_by_column(col).key, col) for col in mapper.primary_key]
+    return [(part.attribute, part.column) for part in record_key(model)]
 
 
 @dataclass(frozen=True)
@@ -173,19 +176,25 @@ def shape_of(model: type[Any]) -> Shape:
 
 
 def _build_shape(model: type[Any]) -> Shape:
-    mapper = sa.inspect(version_class(model))
-    internal = _internal_names()
+    entry = require_versioned(model, versioning_manager)
+    mapper = sa.inspect(entry.version_model)
+    names = version_columns(versioning_manager)
+    internal = (names.transaction_id, names.end_transaction_id, names.operation_type)
     pairs = [
         (prop.key, prop.columns[0])
         for prop in mapper.column_attrs
         if prop.key not in internal and isinstance(prop.columns[0], sa.Column)
     ]
-    root: sa.Table = mapper.base_mapper.local_table
+    root = entry.root_version_table
+    discriminator = entry.version_discriminator
     tx_name, end_name, op_name = internal
     return Shape(
         model=model,
-        selectable=mapper.persist_selectable,
-        criteria=tuple(_single_table_criteria(model, root)),
+        selectable=entry.version_selectable,
+        # a single-table subclass's rows of the version table it shares with its base
+        criteria=(discriminator.in_(entry.identities),)
+        if entry.single and discriminator is not None
+        else (),
         fields=tuple(key for key, _ in pairs),
         columns=tuple(column for _, column in pairs),
         key_fields=tuple(name for name, _ in _key_columns(model)),
@@ -193,34 +202,6 @@ def _build_shape(model: type[Any]) -> Shape:
         end_transaction_id=root.c[end_name],
         operation_type=root.c[op_name],
     )
-
-
-def _internal_names() -> tuple[str, str, str]:
-    """The names of the transaction, end transaction and operation type columns."""
-    options = versioning_manager.options
-    return (
-        options["transaction_column_name"],
-        options["end_transaction_column_name"],
-        options["operation_type_column_name"],
-    )
-
-
-def _single_table_criteria(model: type[Any], root: sa.Table) -> list[sa.ColumnElement[bool]]:
-    """For a single-table inheritance subclass: its rows of the shared version table."""
-    mapper = sa.inspect(model)
-    discriminator = _discriminator(model, root)
-    if not mapper.single or mapper.inherits is None or discriminator is None:
-        return []
-    identities = [m.polymorphic_identity for m in mapper.self_and_descendants]
-    return [discriminator.in_(identities)]
-
-
-def _discriminator(model: type[Any], version_table: sa.Table) -> sa.Column[Any] | None:
-    """The version table's copy of the hierarchy's ``polymorphic_on`` column, if any."""
-    polymorphic_on = sa.inspect(model).polymorphic_on
-    if not isinstance(polymorphic_on, sa.Column):
-        return None
-    return version_table.c.get(polymorphic_on.name)
 
 
 def in_commit_order(shape: Shape, rows: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:

@@ -10,9 +10,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy_continuum import version_class
-from sqlalchemy_continuum.utils import version_table
 
+from vestige.catalogue import (
+    association_key,
+    association_table,
+    is_versioned,
+    record_key,
+    require_versioned,
+)
 from vestige.errors import (
     ConfigError,
     HistoryPruned,
@@ -50,7 +55,7 @@ def relationship(model: type[Any], name: str) -> orm.RelationshipProperty[Any]:
             UNKNOWN_RELATION.format(model=model.__name__, name=name, known=", ".join(known))
         )
     prop: orm.RelationshipProperty[Any] = mapper.relationships[name]
-    if prop.mapper.class_ not in versioning_manager.version_class_map:
+    if not is_versioned(prop.mapper.class_, versioning_manager):
         raise ConfigError(UNVERSIONED_RELATION.format(name=name, model=prop.mapper.class_))
     return prop
 
@@ -75,24 +80,24 @@ def check_relation(
         referred = referred_key(model, target, prop)
         if referred is not None:
             candidates.add(referred)
-    columns = [col.name for col in related_mapper.primary_key]
+    related = require_versioned(related_cls, versioning_manager)
     uncovered = _uncovered(
         session,
-        sa.inspect(version_class(related_cls)).local_table,
-        columns,
+        related.version_table,
+        [column.name for column in related.key_columns],
         candidates,
         target.transaction_id,
     )
-    related = [record_label(related_cls, k) for k in sorted(uncovered, key=repr)]
-    if not related and prop.secondary is not None and live is not None:
+    labels = [record_label(related_cls, k) for k in sorted(uncovered, key=repr)]
+    if not labels and prop.secondary is not None and live is not None:
         links = _uncovered_links(session, model, key, target.transaction_id, prop)
-        related = [f"{prop.secondary} row {k}" for k in sorted(links, key=repr)]
-    if related:
+        labels = [f"{prop.secondary} row {k}" for k in sorted(links, key=repr)]
+    if labels:
         raise HistoryPruned(
             PRUNED_RELATION.format(
                 record=record_label(model, key),
                 relation=prop.key,
-                related=related[0],
+                related=labels[0],
                 tx=target.transaction_id,
             )
         )
@@ -107,7 +112,7 @@ def referred_key(
         remote: target.values.get(mapper.get_property_by_column(local).key)
         for local, remote in prop.local_remote_pairs
     }
-    values = [by_remote.get(col) for col in prop.mapper.primary_key]
+    values = [by_remote.get(part.column) for part in record_key(prop.mapper.class_)]
     if any(value is None for value in values):
         return None
     return tuple(values)
@@ -124,19 +129,24 @@ def _uncovered_links(
     assert prop.secondary is not None
     secondary = prop.secondary
     assert isinstance(secondary, sa.Table)
-    parent_values = dict(zip(sa.inspect(model).primary_key, key, strict=True))
+    parent_values: dict[Any, Any] = dict(
+        zip([part.column for part in record_key(model)], key, strict=True)
+    )
     link_filter = [
         secondary_col == parent_values[parent_col]
         for parent_col, secondary_col in prop.synchronize_pairs
     ]
-    columns = [col.name for col in secondary.primary_key] or [col.name for col in secondary.c]
+    columns = list(association_key(secondary))
     links = {
         tuple(row)
         for row in session.execute(
             sa.select(*[secondary.c[name] for name in columns]).where(*link_filter)
         )
     }
-    return _uncovered(session, version_table(secondary), columns, links, tx)
+    association = association_table(secondary, versioning_manager)
+    if association is None:  # no history at all: nothing reaches back to tx
+        return links
+    return _uncovered(session, association.version_table, columns, links, tx)
 
 
 def _uncovered(

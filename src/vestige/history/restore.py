@@ -39,9 +39,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy_continuum import version_class
 from sqlalchemy_continuum.utils import versioned_column_properties
 
+from vestige.catalogue import association_key, record_key, require_versioned
 from vestige.errors import (
     RestoreConflict,
     RestoreRefused,
@@ -241,7 +241,7 @@ def _lock(
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             return
         identity = dict(zip([name for name, _ in key_columns(model)], key, strict=True))
-        version_cls = version_class(model)
+        version_cls = require_versioned(model).version_model
         session.execute(
             sa.select(*[getattr(version_cls, name) for name in identity])
             .filter_by(**identity, end_transaction_id=None)
@@ -278,7 +278,7 @@ def _revert(
 ) -> Any:
     """Stage Continuum's revert of the target version in ``session`` (call without
     autoflush); returns the live object."""
-    version_cls = version_class(model)
+    version_cls = require_versioned(model).version_model
     identity = dict(zip([name for name, _ in key_columns(model)], key, strict=True))
     identity["transaction_id"] = target.transaction_id
     # Continuum fails on a many-to-one that referred to nothing then; the record's own
@@ -344,7 +344,7 @@ def _row(obj: Any, action: Action) -> RowChange:
         old[prop.key] = before[0] if before else None
         new[prop.key] = after[0] if after else None
     values = new if action is Action.INSERT else old
-    row_key = tuple(values[mapper.get_property_by_column(col).key] for col in mapper.primary_key)
+    row_key = tuple(values[part.attribute] for part in record_key(mapper.class_))
     return RowChange(
         action,
         mapper.local_table.name,
@@ -379,7 +379,7 @@ def _collect_links(
             changes += [(Action.DELETE, child) for child in history_.deleted]
         for action, child in changes:
             values = _link_values(obj, child, prop)
-            columns = [col.name for col in secondary.primary_key] or list(values)
+            columns = association_key(secondary)
             link_key = (secondary.name, tuple(values[name] for name in columns))
             known = links.get(link_key)
             if known is not None and known[0] is not action:

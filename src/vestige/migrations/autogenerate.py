@@ -22,10 +22,10 @@ from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 
+from vestige.catalogue import version_tables_by_base
 from vestige.config import ON_DROP_COLUMN, OnDropColumn
 from vestige.errors import ConfigError
 from vestige.migrations import native
-from vestige.migrations.tables import version_tables_by_base
 from vestige.versioning.setup import versioning_manager
 
 KEPT_NOTE = (

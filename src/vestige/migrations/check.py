@@ -30,10 +30,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+from vestige.catalogue import association_tables, planned_version_tables, versioned_models
 from vestige.errors import ConfigError
 from vestige.migrations import native
 from vestige.migrations.guard import check_version_tables, kept_history_column
-from vestige.migrations.tables import expected_version_tables, versioned_classes_by_version_table
 from vestige.versioning.setup import versioning_manager
 
 __all__ = ["CheckReport", "Finding", "check", "models_metadata", "project_alembic_config"]
@@ -160,8 +160,6 @@ def models_metadata() -> sa.MetaData:
     Raises:
         ConfigError: No versioned model is imported, or they span several metadata.
     """
-    from vestige.registry import versioned_models
-
     found = {id(m.table.metadata): m.table.metadata for m in versioned_models().values()}
     if len(found) != 1:
         raise ConfigError(
@@ -319,13 +317,14 @@ def _comparison(connection: sa.Connection, metadata: sa.MetaData, manager: Any) 
 
 def _version_tables(metadata: sa.MetaData, manager: Any) -> dict[str, tuple[str, str]]:
     """``{version table: (what it versions, base table)}``, association tables included."""
-    found = versioned_classes_by_version_table(metadata)
-    for name in expected_version_tables(metadata) - {"transaction"} - set(found):
-        found[name] = (name, name.removesuffix("_version"))
-    for table in getattr(manager, "association_version_tables", ()):
-        if table.metadata is metadata:
-            base = table.name.removesuffix("_version")
-            found[table.name] = (f"the {base} association", base)
+    found = {
+        name: (planned.model or name, planned.base)
+        for name, planned in planned_version_tables(metadata, manager).items()
+    }
+    for association in association_tables(manager):
+        if association.version_table.metadata is metadata:
+            base = association.table.name
+            found[association.version_table.name] = (f"the {base} association", base)
     return found
 
 

@@ -30,20 +30,51 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from vestige.catalogue import planned_version_tables, version_tables_by_base
 from vestige.config import MigrationSettings, OnDropColumn, Settings
 from vestige.errors import VersionTablesMissing
 from vestige.migrations.autogenerate import rewrite
-from vestige.migrations.tables import expected_version_tables, missing_version_tables
 
 __all__ = [
     "check_version_tables",
     "comparison_options",
+    "expected_version_tables",
     "kept_history_column",
+    "missing_version_tables",
     "process_revision_directives",
     "rename_column",
     "rename_table",
     "render_item",
+    "version_tables_by_base",
+    "versioned_classes_by_version_table",
 ]
+
+
+def expected_version_tables(metadata: sa.MetaData) -> set[str]:
+    """The version tables (and ``transaction``) that versioned models of ``metadata`` need.
+
+    Args:
+        metadata: The target metadata of a migration environment.
+
+    Returns:
+        Table keys as they appear in ``metadata.tables``; empty when nothing is versioned.
+    """
+    expected = set(planned_version_tables(metadata))
+    return expected | {"transaction"} if expected else expected
+
+
+def missing_version_tables(metadata: sa.MetaData) -> list[str]:
+    """The expected version tables that ``metadata`` does not hold, sorted."""
+    return sorted(expected_version_tables(metadata) - set(metadata.tables))
+
+
+def versioned_classes_by_version_table(metadata: sa.MetaData) -> dict[str, tuple[str, str]]:
+    """``{version table: (model class name, base table)}`` for the models of ``metadata``."""
+    return {
+        name: (planned.model, planned.base)
+        for name, planned in planned_version_tables(metadata).items()
+        if planned.model is not None
+    }
 
 
 def check_version_tables(metadata: sa.MetaData | Iterable[sa.MetaData] | None) -> None:

@@ -33,6 +33,8 @@ from sqlalchemy_continuum.dialects.postgresql import (
 )
 from sqlalchemy_continuum.transaction import procedure_sql as transaction_procedure_sql
 
+from vestige.catalogue import versioned_models
+
 __all__ = [
     "AuditTrigger",
     "audit_function_name",
@@ -130,19 +132,14 @@ def normalise_body(sql: str) -> str:
 def native_models(metadata: sa.MetaData, manager: Any) -> Iterator[tuple[type[Any], sa.Table]]:
     """Versioned classes of ``metadata`` that use native versioning, with their tables."""
     seen: set[str] = set()
-    for cls in list(manager.version_class_map):
-        mapper = sa.inspect(cls)
-        table = mapper.local_table
-        if (
-            mapper.class_ is not cls
-            or not isinstance(table, sa.Table)
-            or table.metadata is not metadata
-            or table.name in seen
-        ):
+    for entry in versioned_models(manager).values():
+        # a single-table subclass shares its base's table, and the base's trigger
+        table = entry.table
+        if entry.single or table.metadata is not metadata or table.name in seen:
             continue
-        if manager.option(cls, "native_versioning"):
+        if manager.option(entry.model, "native_versioning"):
             seen.add(table.name)
-            yield cls, table
+            yield entry.model, table
 
 
 def expected_audit_triggers(metadata: sa.MetaData, manager: Any) -> dict[str, AuditTrigger]:

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from vestige.catalogue import versioned_models
 from vestige.versioning.setup import versioning_manager
 
 __all__ = [
@@ -91,23 +92,24 @@ def _version_pairs(metadata: sa.MetaData) -> list[tuple[sa.Table, sa.Table]]:
 def excluded_columns(metadata: sa.MetaData) -> dict[str, set[str]]:
     """Columns each versioned table's model leaves out of its versions (``exclude``)."""
     found: dict[str, set[str]] = {}
-    for cls, table in _versioned_classes(metadata).items():
-        mapper = sa.inspect(cls)
-        found[table] = {
-            column.name
-            for column in mapper.columns
-            if versioning_manager.is_excluded_column(cls, column)
-        }
+    # Single-table subclasses share their base's table: what any of them excludes.
+    for entry in versioned_models(versioning_manager).values():
+        if entry.table.metadata is metadata:
+            found.setdefault(entry.table.name, set()).update(
+                column.name
+                for column in sa.inspect(entry.model).columns
+                if versioning_manager.is_excluded_column(entry.model, column)
+            )
     return found
 
 
-def _versioned_classes(metadata: sa.MetaData) -> dict[type[Any], str]:
-    found: dict[type[Any], str] = {}
-    for cls in versioning_manager.version_class_map:
-        table = sa.inspect(cls).local_table
-        if isinstance(table, sa.Table) and table.metadata is metadata:
-            found[cls] = table.name
-    return found
+def _versioned_classes(metadata: sa.MetaData) -> dict[str, type[Any]]:
+    """One versioned class per table of ``metadata``: the base of a single-table hierarchy."""
+    return {
+        entry.table.name: entry.model
+        for entry in versioned_models(versioning_manager).values()
+        if entry.table.metadata is metadata and not entry.single
+    }
 
 
 def unversionable(revision: str, engine: sa.Engine, excluded: Mapping[str, set[str]]) -> list[str]:
@@ -315,7 +317,7 @@ def orm_round(
     overrides: Mapping[str, Mapping[str, Any]],
 ) -> list[str]:
     """At head, through the models: insert, update and delete, then read the versions."""
-    classes = {table: cls for cls, table in _versioned_classes(metadata).items()}
+    classes = _versioned_classes(metadata)
     maker = RowMaker(overrides)
     made: dict[str, dict[str, Any]] = {}
     objects: list[Any] = []

@@ -40,6 +40,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
 
+from vestige.catalogue import association_tables, version_columns
 from vestige.errors import ConfigError
 from vestige.registry import VersionedModel, versioned_models
 from vestige.retention.lock import pruner_lock
@@ -97,10 +98,9 @@ def version_tables(
     if not models:
         raise ConfigError(NO_MODELS)
     policy.check_models(models)
-    options = versioning_manager.options
-    tx_name = options["transaction_column_name"]
-    end_name = options["end_transaction_column_name"]
-    op_name = options["operation_type_column_name"]
+    names = version_columns(versioning_manager)
+    tx_name, end_name = names.transaction_id, names.end_transaction_id
+    op_name = names.operation_type
 
     def target(table: sa.Table, rules_name: str | None, association: bool) -> VersionTable:
         missing = {tx_name, end_name, op_name} - set(table.c.keys())
@@ -120,7 +120,13 @@ def version_tables(
             label=rules_name or table.name,
         )
 
-    roots = {name: _hierarchy_root(model, models) for name, model in models.items()}
+    # The topmost versioned class each model inherits from (or its own name).
+    roots = {
+        name: model.root.__name__
+        if models.get(model.root.__name__, model).model is model.root
+        else name
+        for name, model in models.items()
+    }
     for name, root in roots.items():
         if policy.for_model(name) != policy.for_model(root):
             raise ConfigError(MIXED_HIERARCHY.format(model=name, root=root))
@@ -130,15 +136,10 @@ def version_tables(
         shared = model.version_table is models[roots[name]].version_table
         label = roots[name] if shared else name
         found.setdefault(model.version_table.name, target(model.version_table, label, False))
-    for table in versioning_manager.association_version_tables:
+    for association in association_tables(versioning_manager):
+        table = association.version_table
         found.setdefault(table.name, target(table, None, True))
     return [found[name] for name in sorted(found)]
-
-
-def _hierarchy_root(model: VersionedModel, models: Mapping[str, VersionedModel]) -> str:
-    """The name of the topmost versioned class ``model`` inherits from (or its own)."""
-    base = sa.inspect(model.model).base_mapper.class_
-    return base.__name__ if models.get(base.__name__, model).model is base else model.name
 
 
 def prune(

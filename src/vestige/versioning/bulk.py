@@ -44,8 +44,9 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy_continuum import VersioningManager, version_class
+from sqlalchemy_continuum import VersioningManager
 
+from vestige.catalogue import is_versioned, require_versioned, versioned_models
 from vestige.config import BULK_WRITE_MODES, BulkWriteMode, Settings
 from vestige.errors import ConfigError, UnversionedWriteError, UnversionedWriteWarning
 from vestige.versioning.bulk_versions import version_statement
@@ -118,7 +119,7 @@ class BulkWriteGuard:
         message = UNVERSIONED_MESSAGE.format(
             operation=operation,
             model=model.__name__,
-            version_table=_version_table(model).name,
+            version_table=require_versioned(model, self.manager).version_table.name,
             statement=_describe(state.statement, operation, model),
         )
         if self.mode == "raise":
@@ -129,15 +130,17 @@ class BulkWriteGuard:
     def _versioned_mapper(self, state: orm.ORMExecuteState) -> orm.Mapper[Any] | None:
         """The statement's versioned entity: a subclass's, when it names one."""
         mapper = state.bind_mapper
-        if mapper is not None and mapper.class_ in self.manager.version_class_map:
+        if mapper is not None and is_versioned(mapper.class_, self.manager):
             return mapper
         table = getattr(state.statement, "table", None)
         if not isinstance(table, sa.Table):
             return None
-        for model in self.manager.version_class_map:
-            found: orm.Mapper[Any] = sa.inspect(model)
-            if any(t.fullname == table.fullname for t in found.tables):
-                return found.base_mapper if found.single else found
+        # A Core statement on a table: the class whose own table it is (a single-table
+        # hierarchy's base).
+        for entry in versioned_models(self.manager).values():
+            if entry.table.fullname == table.fullname and not entry.single:
+                found: orm.Mapper[Any] = sa.inspect(entry.model)
+                return found
         return None
 
 
@@ -199,7 +202,3 @@ def _describe(statement: Any, operation: str, model: type) -> str:
         # ORM bulk INSERTs compile only with their parameters.
         return f"{operation.lower()}({model.__name__}) with a list of parameter sets"
     return text if len(text) <= 160 else text[:157] + "..."
-
-
-def _version_table(model: type) -> sa.Table:
-    return cast(sa.Table, version_class(model).__table__)

@@ -1,29 +1,28 @@
 """The guard's ``version`` mode: bulk statements write their versions and close the old ones.
 
-One module of about 450 lines: the statement's rows, their keys and their versions are
-one algorithm (find the rows a statement touches, then version them set-based).
-
 An ORM-enabled UPDATE or DELETE (and an INSERT of a versioned model) run in ``version``
 mode reads the keys of the rows it touches, and writes their versions in the same
-transaction, closing the previous ones with the unit of work's close statements
-(:mod:`vestige.versioning.row_plans`).
+transaction through the unit of work's row plans (:mod:`vestige.versioning.row_plans`):
+each table a record is stored in is copied into its version table, and the previous
+versions are closed, by the same statements a flush executes. Which tables those are
+(joined inheritance) and how the record's key maps onto them is the catalogue's
+(:mod:`vestige.catalogue`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy_continuum import VersioningManager, version_class
+from sqlalchemy_continuum import VersioningManager
 from sqlalchemy_continuum.operation import Operation
-from sqlalchemy_continuum.utils import end_tx_column_name, tx_column_name
 
+from vestige.catalogue import Level, VersionedModel, require_versioned
 from vestige.errors import UnversionedWriteError
 from vestige.versioning.keys import key_chunks, match_keys
-from vestige.versioning.row_plans import CloseTarget, close_statements
+from vestige.versioning.row_plans import CloseTarget, close_statements, level_plans
 
 __all__ = [
     "JOINED_DELETE_MESSAGE",
@@ -67,91 +66,13 @@ RETURNING_MESSAGE = (
 )
 
 
-# --- version mode -----------------------------------------------------------------------
-
 # A record's key: the values of its mapper's primary key (the base table's columns).
 _Key = tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class _Target:
-    """One table a record is stored in, and its version table."""
-
-    table: sa.Table
-    version_cls: type
-    version_table: sa.Table
-    pk: list[sa.Column[Any]]
-    tx: sa.Column[Any]
-    end_tx: sa.Column[Any] | None
-    # Where each of ``pk`` sits in the record's key.
-    positions: tuple[int, ...]
-
-    def keys(self, records: Iterable[_Key]) -> list[_Key]:
-        """The records' keys as this table's primary key."""
-        return [tuple(record[i] for i in self.positions) for record in records]
-
-
-def _targets(manager: VersioningManager, mapper: orm.Mapper[Any]) -> list[_Target]:
-    """The tables ``mapper``'s records are stored in, base first, with their version tables.
-
-    One table for a plain model or single-table inheritance; one per level of joined
-    inheritance, each versioned in its own table as Continuum does for an ORM change.
-    """
-    record_key = list(mapper.primary_key)
-    targets: list[_Target] = []
-    seen: set[str] = set()
-    for owner in reversed(list(mapper.iterate_to_root())):
-        table = owner.local_table
-        if not isinstance(table, sa.Table) or table.fullname in seen:
-            continue
-        if owner.class_ not in manager.version_class_map:
-            continue
-        seen.add(table.fullname)
-        version_cls = version_class(owner.class_)
-        version_table = version_cls.__table__
-        validity = manager.option(owner.class_, "strategy") == "validity"
-        targets.append(
-            _Target(
-                table=table,
-                version_cls=version_cls,
-                version_table=version_table,
-                pk=list(table.primary_key),
-                tx=version_table.c[tx_column_name(owner.class_)],
-                end_tx=version_table.c[end_tx_column_name(owner.class_)] if validity else None,
-                positions=tuple(
-                    _key_position(column, i, record_key)
-                    for i, column in enumerate(table.primary_key)
-                ),
-            )
-        )
-    return targets
-
-
-def _key_position(column: sa.Column[Any], index: int, record_key: list[Any]) -> int:
-    """Which column of the record key ``column`` holds: the one its foreign keys lead to.
-
-    A joined subclass's key refers to its parent's (``invoice.id -> document.id``);
-    without such a chain, the column at the same place.
-    """
-    found: sa.Column[Any] = column
-    for _ in range(len(record_key) + 16):
-        for position, key_column in enumerate(record_key):
-            if found is key_column:
-                return position
-        referred = [fk.column for fk in found.foreign_keys]
-        if len(referred) != 1:
-            break
-        found = referred[0]
-    return index
-
-
-def _pk_attributes(mapper: orm.Mapper[Any]) -> list[str]:
-    return [mapper.get_property_by_column(c).key for c in mapper.primary_key]
-
-
-def _has_subtables(mapper: orm.Mapper[Any]) -> bool:
-    """Whether some subclass of ``mapper`` stores its records in a table of its own."""
-    return any(m.local_table is not mapper.local_table for m in mapper.self_and_descendants)
+def _entry(manager: VersioningManager, mapper: orm.Mapper[Any]) -> VersionedModel:
+    """The catalogue's entry for a versioned mapper (asked anew: subclasses may be mapped later)."""
+    return require_versioned(mapper.class_, manager)
 
 
 def _transaction_id(manager: VersioningManager, session: orm.Session) -> int:
@@ -171,35 +92,35 @@ def version_statement(
     if operation == "INSERT":
         return _version_insert(state, connection, manager, mapper)
     model = mapper.class_.__name__
-    changes = _key_changes(state.statement, mapper) if operation == "UPDATE" else {}
-    joined = len(_targets(manager, mapper)) > 1 or _has_subtables(mapper)
+    entry = _entry(manager, mapper)
+    changes = _key_changes(state.statement, entry) if operation == "UPDATE" else {}
+    joined = len(entry.levels) > 1 or entry.has_subtables
     if changes and joined:
         raise UnversionedWriteError(JOINED_KEY_MESSAGE.format(model=model))
-    base = mapper.base_mapper
-    if operation == "DELETE" and mapper.local_table is not base.local_table:
+    if operation == "DELETE" and entry.levels[0].table is not entry.table:
         raise UnversionedWriteError(
             JOINED_DELETE_MESSAGE.format(
-                model=model, table=_table_name(mapper), base=base.class_.__name__
+                model=model, table=entry.table.name, base=entry.root.__name__
             )
         )
-    if _has_subtables(mapper) and mapper.polymorphic_on is None:
+    if entry.has_subtables and entry.discriminator is None:
         raise UnversionedWriteError(UNTYPED_MESSAGE.format(operation=operation, model=model))
-    rows = _matching_rows(state, connection, mapper, changes)
-    by_mapper: dict[orm.Mapper[Any], list[_Target]] = {}
+    rows = _matching_rows(state, connection, entry, changes)
+    by_mapper: dict[orm.Mapper[Any], tuple[Level, ...]] = {}
     for _, _, row_mapper in rows:
         if row_mapper not in by_mapper:
-            by_mapper[row_mapper] = _targets(manager, row_mapper)
+            by_mapper[row_mapper] = _entry(manager, row_mapper).levels
     if operation == "DELETE":
         _refuse_uncascaded_delete(mapper, by_mapper)
     tx_id = _transaction_id(manager, state.session)
 
     def write(operation_type: int, which: Iterable[tuple[_Key, orm.Mapper[Any]]]) -> None:
-        groups: dict[str, tuple[_Target, list[_Key]]] = {}
+        groups: dict[str, tuple[Level, list[_Key]]] = {}
         for key, row_mapper in which:
-            for target in by_mapper[row_mapper]:
-                groups.setdefault(target.table.fullname, (target, []))[1].append(key)
-        for target, keys in groups.values():
-            _write_versions(connection, target, target.keys(keys), tx_id, operation_type)
+            for level in by_mapper[row_mapper]:
+                groups.setdefault(level.table.fullname, (level, []))[1].append(key)
+        for level, keys in groups.values():
+            _write_versions(connection, manager, level, level.keys(keys), tx_id, operation_type)
 
     if operation == "DELETE":
         write(Operation.DELETE, ((key, m) for key, _, m in rows))
@@ -213,11 +134,7 @@ def version_statement(
     return result
 
 
-def _table_name(mapper: orm.Mapper[Any]) -> str:
-    return cast(sa.Table, mapper.local_table).name
-
-
-def _key_changes(statement: Any, mapper: orm.Mapper[Any]) -> dict[int, Any]:
+def _key_changes(statement: Any, entry: VersionedModel) -> dict[int, Any]:
     """What an UPDATE sets the record key to, by key position: empty when it keeps keys.
 
     A primary key column of a subclass's own table counts as a key change too.
@@ -225,7 +142,8 @@ def _key_changes(statement: Any, mapper: orm.Mapper[Any]) -> dict[int, Any]:
     # SQLAlchemy has no public accessor for an UPDATE's SET clause.
     values = dict(getattr(statement, "_values", None) or {})
     values.update(getattr(statement, "_ordered_values", None) or ())
-    record_key = list(mapper.primary_key)
+    mapper: orm.Mapper[Any] = sa.inspect(entry.model)
+    record_key = entry.key_columns
     tables = {table.name for table in mapper.tables}
     changes: dict[int, Any] = {}
     for target, value in values.items():
@@ -245,7 +163,7 @@ def _key_changes(statement: Any, mapper: orm.Mapper[Any]) -> dict[int, Any]:
 def _matching_rows(
     state: orm.ORMExecuteState,
     connection: sa.Connection,
-    mapper: orm.Mapper[Any],
+    entry: VersionedModel,
     changes: dict[int, Any],
 ) -> list[tuple[_Key, _Key, orm.Mapper[Any]]]:
     """The records an UPDATE or DELETE will change: (key, key after, mapper) each.
@@ -255,10 +173,11 @@ def _matching_rows(
     record's own class, told by the ``polymorphic_on`` column when subclasses have
     tables of their own.
     """
-    record_key = list(mapper.primary_key)
-    attributes = [getattr(mapper.class_, key) for key in _pk_attributes(mapper)]
-    subtables = _has_subtables(mapper)
-    keys = _params_keys(state.parameters, mapper)
+    mapper: orm.Mapper[Any] = sa.inspect(entry.model)
+    record_key = entry.key_columns
+    attributes = [getattr(entry.model, key) for key in entry.key_attributes]
+    subtables = entry.has_subtables
+    keys = _params_keys(state.parameters, entry)
     if keys is not None and not subtables and not changes:
         return [(key, key, mapper) for key in keys]
     columns: list[Any] = list(attributes)
@@ -268,7 +187,7 @@ def _matching_rows(
             for i, (key, attribute) in enumerate(zip(record_key, attributes, strict=True))
         ]
     if subtables:
-        columns.append(mapper.polymorphic_on)
+        columns.append(entry.discriminator)
     dialect = connection.dialect.name
     queries: list[tuple[sa.Select[Any], dict[str, Any] | None]]
     if keys is not None:
@@ -298,27 +217,27 @@ def _matching_rows(
 
 
 def _refuse_uncascaded_delete(
-    mapper: orm.Mapper[Any], by_mapper: dict[orm.Mapper[Any], list[_Target]]
+    mapper: orm.Mapper[Any], by_mapper: dict[orm.Mapper[Any], tuple[Level, ...]]
 ) -> None:
     """A DELETE of base rows whose subclass rows the database would not delete with them."""
-    for row_mapper, targets in by_mapper.items():
-        parents = {_table_name(mapper)}
-        for target in targets:
-            if target.table.name in parents:
+    for row_mapper, levels in by_mapper.items():
+        parents = {cast(sa.Table, mapper.local_table).name}
+        for level in levels:
+            if level.table.name in parents:
                 continue
             cascades = any(
                 (fk.ondelete or "").upper() == "CASCADE" and fk.column.table.name in parents
-                for fk in target.table.foreign_keys
+                for fk in level.table.foreign_keys
             )
             if not cascades:
                 raise UnversionedWriteError(
                     UNCASCADED_DELETE_MESSAGE.format(
                         model=mapper.class_.__name__,
                         subclass=row_mapper.class_.__name__,
-                        table=target.table.name,
+                        table=level.table.name,
                     )
                 )
-            parents.add(target.table.name)
+            parents.add(level.table.name)
 
 
 def _version_insert(
@@ -327,36 +246,35 @@ def _version_insert(
     manager: VersioningManager,
     mapper: orm.Mapper[Any],
 ) -> Any:
-    targets = _targets(manager, mapper)
-    keys = _params_keys(state.parameters, mapper)
+    entry = _entry(manager, mapper)
+    keys = _params_keys(state.parameters, entry)
     if keys is not None:
         result = state.invoke_statement()
     else:
         model = mapper.class_.__name__
-        if len(targets) > 1:
+        if len(entry.levels) > 1:
             raise UnversionedWriteError(JOINED_INSERT_MESSAGE.format(model=model))
         statement = state.statement
         if getattr(statement, "_returning", ()):
             raise UnversionedWriteError(RETURNING_MESSAGE.format(model=model))
-        returning = cast(sa.Insert, statement).returning(*mapper.primary_key)
+        returning = cast(sa.Insert, statement).returning(*entry.key_columns)
         frozen = state.invoke_statement(statement=returning).freeze()
         keys = {tuple(row) for row in frozen().all()}
         result = frozen()
     tx_id = _transaction_id(manager, state.session)
-    for target in targets:
-        _write_versions(connection, target, target.keys(keys), tx_id, Operation.INSERT)
+    for level in entry.levels:
+        _write_versions(connection, manager, level, level.keys(keys), tx_id, Operation.INSERT)
     return result
 
 
-def _params_keys(parameters: Any, mapper: orm.Mapper[Any]) -> set[_Key] | None:
+def _params_keys(parameters: Any, entry: VersionedModel) -> set[_Key] | None:
     """Primary keys from executemany parameters that all carry them, else ``None``."""
     if not parameters:
         return None
     rows = parameters if isinstance(parameters, list | tuple) else [parameters]
     keys: set[_Key] = set()
     for row in rows:
-        pairs = zip(_pk_attributes(mapper), mapper.primary_key, strict=True)
-        names = [attribute if attribute in row else column.key for attribute, column in pairs]
+        names = [part.attribute if part.attribute in row else part.column.key for part in entry.key]
         if not all(name in row for name in names):
             return None
         keys.add(tuple(row[name] for name in names))
@@ -365,82 +283,33 @@ def _params_keys(parameters: Any, mapper: orm.Mapper[Any]) -> set[_Key] | None:
 
 def _write_versions(
     connection: sa.Connection,
-    target: _Target,
+    manager: VersioningManager,
+    level: Level,
     keys: Iterable[tuple[Any, ...]],
     tx_id: int,
     operation: int,
 ) -> None:
-    """Version the rows ``keys`` of ``target.table`` as they are now, in transaction ``tx_id``."""
+    """Version the rows ``keys`` of ``level.table`` as they are now, in transaction ``tx_id``.
+
+    Through the row plans a flush uses: a record already versioned in this transaction
+    keeps its one version, refreshed; the others are copied, and their previous
+    versions closed.
+    """
     dialect = connection.dialect.name
-    version = target.version_table
-    version_by_name = {c.name: c for c in version.c}
-    version_pk = [version_by_name[c.name] for c in target.pk]
-    for chunk in key_chunks(keys, len(target.pk), dialect):
-        # A record already versioned in this transaction keeps its one version, refreshed.
-        current = {
-            tuple(row)
-            for row in connection.execute(
-                sa.select(*version_pk).where(
-                    target.tx == tx_id, match_keys(version_pk, chunk, dialect)
-                )
-            )
-        }
-        if current:
-            refreshed: dict[Any, Any] = {v: base for v, base in _copied(target)}
-            if operation == Operation.DELETE:
-                refreshed[version.c.operation_type] = sa.literal(operation)
-            elif operation == Operation.INSERT:
-                # Deleted and inserted again in one transaction: an update, as Continuum's
-                # Operations.add_insert records it.
-                deleted = version.c.operation_type == Operation.DELETE
-                refreshed[version.c.operation_type] = sa.case(
-                    (deleted, sa.literal(Operation.UPDATE)), else_=version.c.operation_type
-                )
-            connection.execute(
-                version.update()
-                .where(
-                    target.tx == tx_id,
-                    *(v == c for v, c in zip(version_pk, target.pk, strict=True)),
-                    match_keys(target.pk, sorted(current), dialect),
-                )
-                .values(refreshed)
-            )
-        fresh = [key for key in chunk if key not in current]
-        if not fresh:
-            continue
-        operation_type: Any = sa.literal(operation)
-        if target.end_tx is not None and operation == Operation.INSERT:
-            operation_type = _insert_or_update(target, version_pk, tx_id)
-        copied = _copied(target)
-        columns = [v.key for v, _ in copied] + [target.tx.key, version.c.operation_type.key]
-        rows = sa.select(*(base for _, base in copied), sa.literal(tx_id), operation_type).where(
-            match_keys(target.pk, fresh, dialect)
-        )
-        connection.execute(version.insert().from_select(columns, rows))
-        if target.end_tx is not None:
-            close = CloseTarget(target.version_cls, target.tx.name, target.end_tx.name)
-            close.keys.update(fresh)
-            for statement, params in close_statements(close, tx_id, dialect):
-                connection.execute(statement, params)
-
-
-def _copied(target: _Target) -> Sequence[tuple[sa.Column[Any], sa.Column[Any]]]:
-    """Pairs (version column, base column) of the same name: what a version copies."""
-    base = {c.name: c for c in target.table.c}
-    return [(c, base[c.name]) for c in target.version_table.c if c.name in base]
-
-
-def _insert_or_update(target: _Target, version_pk: list[sa.Column[Any]], tx_id: int) -> Any:
-    """An upsert of a live record is an UPDATE: it has an open version that is no delete."""
-    assert target.end_tx is not None
-    live = (
-        sa.select(sa.literal(1))
-        .where(
-            *(v == c for v, c in zip(version_pk, target.pk, strict=True)),
-            target.end_tx.is_(None),
-            target.tx != tx_id,
-            target.version_table.c.operation_type != Operation.DELETE,
-        )
-        .exists()
-    )
-    return sa.case((live, sa.literal(Operation.UPDATE)), else_=sa.literal(Operation.INSERT))
+    copy, close = level_plans(manager, level)
+    keys = list(keys)
+    current = copy.written(connection, keys, tx_id)
+    if current:
+        for statement, params in copy.refresh_statements(current, operation, tx_id, dialect):
+            connection.execute(statement, params)
+    fresh = [key for key in keys if key not in current] if current else keys
+    if not fresh:
+        return
+    upsert = close is not None and operation == Operation.INSERT
+    for statement, params in copy.copy_statements(fresh, operation, tx_id, dialect, upsert=upsert):
+        connection.execute(statement, params)
+    if close is not None:
+        target = CloseTarget.like(close)
+        target.keys.update(fresh)
+        for statement, params in close_statements(target, tx_id, dialect):
+            connection.execute(statement, params)

@@ -1,26 +1,50 @@
-"""Row plans: how to write a versioned class's versions as plain rows, and close old ones.
+"""Row plans: how versions are written as plain rows, and old ones closed.
 
-:class:`RowPlan` copies a record's row into its version table (``INSERT ... SELECT``) and
-:class:`CloseTarget` closes the previous versions with one UPDATE per version table,
-for the unit of work (:mod:`vestige.versioning.unit_of_work`) and bulk statements.
+The one way Vestige writes versions itself, for the unit of work
+(:mod:`vestige.versioning.unit_of_work`) and bulk statements
+(:mod:`vestige.versioning.bulk_versions`) alike:
+
+- :class:`~vestige.versioning.copies.CopyPlan` copies records from a table into its
+  version table (``INSERT ... SELECT``, sending keys rather than values), and refreshes
+  a version written earlier in the same transaction;
+- :class:`CloseTarget` closes the previous versions, one UPDATE per version table;
+- :class:`RowPlan` is a versioned class's plan for the unit of work: its copy, its close,
+  and its version rows built from objects where the database cannot copy them;
+- :func:`level_plans` gives bulk statements the copy and close of each table a record is
+  stored in (:class:`~vestige.catalogue.Level`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy_continuum._compat import get_primary_keys
-from sqlalchemy_continuum.utils import (
-    version_class,
-    versioned_column_properties,
-)
+from sqlalchemy_continuum.utils import versioned_column_properties
 
+from vestige.catalogue import Level, version_columns, versioned_model
+from vestige.versioning.copies import CopyPlan
 from vestige.versioning.keys import KeyMatch, key_batches, key_getter
 
-__all__ = ["CloseTarget", "RowPlan", "close_statements"]
+__all__ = [
+    "CloseTarget",
+    "CopyPlan",
+    "RowPlan",
+    "close_statements",
+    "level_plans",
+    "manager_cache",
+]
+
+
+def manager_cache(manager: Any, name: str) -> dict[Any, Any]:
+    """A dict kept on the manager: what is computed once per class, for every flush."""
+    cache: dict[Any, Any] | None = getattr(manager, name, None)
+    if cache is None:
+        cache = {}
+        setattr(manager, name, cache)
+    return cache
 
 
 class CloseTarget:
@@ -74,13 +98,11 @@ class RowPlan:
     """How to write a version of one versioned class as a plain row (no ORM object)."""
 
     __slots__ = (
-        "_copies",
         "attributes",
         "close",
         "close_by_record_key",
         "columns",
-        "copy_columns",
-        "copy_from",
+        "copy",
         "key_attributes",
         "key_is_identity",
         "key_of",
@@ -104,21 +126,19 @@ class RowPlan:
         # Inserted and updated rows can be copied by the database from the base table
         # (INSERT ... SELECT), sending keys instead of values; not with inheritance,
         # where the base table holds other classes' rows and columns too.
-        parent: orm.Mapper[Any] = sa.inspect(cls)
-        base = parent.local_table
-        self.copy_from: sa.Table | None = None
-        self.copy_columns: list[tuple[str, sa.ColumnElement[Any]]] = []
-        base_columns = {c.name: c for c in base.c} if isinstance(base, sa.Table) else {}
-        if (
-            isinstance(base, sa.Table)
-            and parent.inherits is None
-            and parent.polymorphic_on is None
-            and all(self.table.c[key].name in base_columns for key in self.columns)
-        ):
-            self.copy_from = base
-            self.copy_columns = [
-                (key, base_columns[self.table.c[key].name]) for key in self.columns
-            ]
+        entry = versioned_model(cls, manager)
+        self.copy: CopyPlan | None = None
+        if entry is not None and entry.model is entry.root and entry.discriminator is None:
+            base_columns = {c.name: c for c in entry.table.c}
+            if all(self.table.c[key].name in base_columns for key in self.columns):
+                self.copy = CopyPlan(
+                    self.table,
+                    entry.table,
+                    [(key, base_columns[self.table.c[key].name]) for key in self.columns],
+                    [base_columns[self.table.c[key].name] for key in self._key_columns()],
+                    self.tx_column,
+                    self.operation_column,
+                )
         self.close: CloseTarget | None = None
         if manager.option(cls, "strategy") == "validity":
             self.close = CloseTarget(
@@ -132,17 +152,15 @@ class RowPlan:
         self.close_by_record_key = (
             self.close is not None and self.close.pk_attributes == self.key_attributes
         )
-        self._copies: dict[str, tuple[sa.Insert, KeyMatch]] = {}
 
     @classmethod
     def for_class(cls, manager: Any, parent_cls: type) -> RowPlan | None:
         """The plan for ``parent_cls``, or ``None`` when its versions need ORM objects."""
-        version_cls = version_class(parent_cls)
-        mapper: orm.Mapper[Any] = sa.inspect(version_cls)
-        if len(mapper.tables) != 1 or not isinstance(mapper.local_table, sa.Table):
+        entry = versioned_model(parent_cls, manager)
+        if entry is None or len(entry.levels) != 1:
             return None  # joined inheritance: one version spans several tables
         try:
-            return cls(manager, parent_cls, version_cls)
+            return cls(manager, parent_cls, entry.version_model)
         except (KeyError, sa.exc.InvalidRequestError):
             return None
 
@@ -156,46 +174,27 @@ class RowPlan:
                 row[column] = None
         return row
 
-    def copy_statements(
-        self,
-        keys: Iterable[tuple[Any, ...]],
-        operation_type: int,
-        tx_id: int,
-        dialect: str,
-        encoded: list[tuple[list[Any], str]] | None = None,
-    ) -> Iterator[tuple[sa.Insert, dict[str, Any]]]:
-        """``INSERT INTO <version> SELECT ... FROM <table>`` for these records as they are.
-
-        Pairs of a statement, built once per dialect, and its parameters (``encoded``:
-        see :meth:`KeyMatch.params`).
-        """
-        statement, match = self._copies.get(dialect) or self._copy_statement(dialect)
-        for batch in key_batches(keys, match, dialect):
-            params = match.params(batch, encoded)
-            params["vestige_tx"], params["vestige_operation"] = tx_id, operation_type
-            yield statement, params
-
-    def _copy_statement(self, dialect: str) -> tuple[sa.Insert, KeyMatch]:
-        assert self.copy_from is not None
-        by_name = {c.name: c for c in self.copy_from.c}
-        match = KeyMatch([by_name[self.table.c[key].name] for key in self._key_columns()], dialect)
-        names = [name for name, _ in self.copy_columns]
-        names += [self.tx_column, self.operation_column]
-        rows = sa.select(
-            *(column for _, column in self.copy_columns),
-            sa.bindparam("vestige_tx", type_=self.table.c[self.tx_column].type),
-            sa.bindparam("vestige_operation", type_=self.table.c[self.operation_column].type),
-        )
-        if match.keys_table is not None and match.on is not None:
-            # The keys are distinct (one operation per record): the join copies each once.
-            rows = rows.select_from(match.keys_table.join(self.copy_from, match.on))
-        else:
-            rows = rows.where(match.clause)
-        self._copies[dialect] = self.table.insert().from_select(names, rows), match
-        return self._copies[dialect]
-
     def _key_columns(self) -> list[str]:
         return [c.key for c in self.table.primary_key if c.key != self.tx_column]
+
+
+def level_plans(manager: Any, level: Level) -> tuple[CopyPlan, CloseTarget | None]:
+    """The copy and, under the ``validity`` strategy, the close of one table's versions.
+
+    Built once per table and kept on the manager; a bulk statement copies each table a
+    record is stored in (one per level of joined inheritance).
+    """
+    plans: dict[sa.Table, tuple[CopyPlan, CloseTarget | None]] = manager_cache(
+        manager, "_vestige_level_plans"
+    )
+    found = plans.get(level.table)
+    if found is None:
+        close = None
+        if level.validity:
+            names = version_columns(manager, level.model)
+            close = CloseTarget(level.version_model, names.transaction_id, names.end_transaction_id)
+        found = plans[level.table] = (CopyPlan.for_level(level, manager), close)
+    return found
 
 
 def close_statements(

@@ -48,7 +48,7 @@ from sqlalchemy_continuum.utils import (
 )
 
 from vestige.versioning.recording import FlushOperations, _Batch
-from vestige.versioning.row_plans import CloseTarget, RowPlan, close_statements
+from vestige.versioning.row_plans import CloseTarget, RowPlan, close_statements, manager_cache
 
 __all__ = ["SET_BASED_DIALECTS", "SetBasedUnitOfWork"]
 
@@ -105,7 +105,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             super().update_version_validity(parent, version_obj)
             return
         tx_name, end_tx_name = tx_column_name(version_obj), end_tx_column_name(version_obj)
-        templates: dict[type, CloseTarget] = self._manager_cache("_vestige_close_targets")
+        templates: dict[type, CloseTarget] = manager_cache(self.manager, "_vestige_close_targets")
         for class_ in version_obj.__class__.__mro__:
             if class_ not in self.manager.parent_class_map:
                 continue
@@ -142,7 +142,7 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
             written = self._written.setdefault(plan.table, set())
             # A record written earlier in this transaction keeps its one version, refreshed.
             again = written.intersection(keys)
-            copied = plan.copy_from is not None and operation_type != Operation.DELETE
+            copied = plan.copy is not None and operation_type != Operation.DELETE
             if copied:
                 fresh = [key for key in keys if key not in again] if again else keys
                 copies.setdefault((plan, operation_type), []).extend(fresh)
@@ -169,7 +169,8 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
         encoded: list[tuple[list[Any], str]] = []
         for (plan, operation_type), keys in copies.items():
             tx_id = self.current_transaction.id
-            for statement, params in plan.copy_statements(
+            assert plan.copy is not None
+            for statement, params in plan.copy.copy_statements(
                 keys, operation_type, tx_id, dialect, encoded
             ):
                 connection.execute(statement, params)
@@ -205,16 +206,8 @@ class SetBasedUnitOfWork(UnitOfWork):  # type: ignore[misc]
                 targets.append(operation.target)
         return [(cls, kind, *group) for (cls, kind), group in groups.items()] + batches
 
-    def _manager_cache(self, name: str) -> dict[Any, Any]:
-        """A dict kept on the manager: what is computed once per class, for every flush."""
-        cache: dict[Any, Any] | None = getattr(self.manager, name, None)
-        if cache is None:
-            cache = {}
-            setattr(self.manager, name, cache)
-        return cache
-
     def _plan(self, cls: type) -> RowPlan | None:
-        plans: dict[type, RowPlan | None] = self._manager_cache("_vestige_plans")
+        plans: dict[type, RowPlan | None] = manager_cache(self.manager, "_vestige_plans")
         if cls not in plans:
             object_hooks = any(
                 getattr(type(plugin), hook) is not getattr(Plugin, hook)
