@@ -13,6 +13,8 @@ plan shown to them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jinja2
 import sqlalchemy as sa
 from starlette.applications import Starlette
@@ -66,6 +68,7 @@ def create_app(
         undefined=jinja2.StrictUndefined,
     )
     environment.globals.update(
+        url_for=_path_for,
         show=present.show_value,
         utc_iso=present.utc_iso,
         with_query=present.with_query,
@@ -103,6 +106,13 @@ def create_app(
     )
     app.state.vestige_browser = browser
     return app
+
+
+@jinja2.pass_context
+def _path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
+    """A page's address without scheme and host: right behind a proxy, under a mount."""
+    request: Request = context["request"]
+    return request.url_for(name, **path_params).path
 
 
 def _error_page(request: Request, status: int, message: str) -> Response:
