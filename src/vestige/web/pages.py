@@ -72,7 +72,13 @@ def model_page(request: Request) -> Response:
     return render(
         request,
         "model.html",
-        {"found": found, "summary": summary, "page": page, "extra": extra},
+        {
+            "found": found,
+            "summary": summary,
+            "page": page,
+            "extra": extra,
+            "show_context": any(extra.values()),
+        },
     )
 
 
@@ -98,7 +104,14 @@ def record_page(request: Request) -> Response:
     return render(
         request,
         "record.html",
-        {"found": found, "key": key, "key_text": _key_text(key), "page": page, "extra": extra},
+        {
+            "found": found,
+            "key": key,
+            "key_text": _key_text(key),
+            "page": page,
+            "extra": extra,
+            "show_context": any(extra.values()),
+        },
     )
 
 
