@@ -65,6 +65,8 @@ T = TypeVar("T")
 Cursor = tuple[Any, ...]
 
 _DELETE = 2
+_COMPOUND = 200
+_PER_TRANSACTION: dict[tuple[str, int, int], sa.CompoundSelect[Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -91,12 +93,15 @@ class ModelSummary:
         versions: Version rows kept.
         deleted: Records whose newest version is a delete (R1).
         oldest_kept: When the oldest transaction still referenced by a version ran.
+        estimated: Which of ``live_rows`` and ``versions`` are PostgreSQL's estimates
+            (see :func:`model_summary`), not counts.
     """
 
     live_rows: int
     versions: int
     deleted: int
     oldest_kept: datetime | None
+    estimated: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         """The summary as data."""
@@ -105,18 +110,38 @@ class ModelSummary:
             "versions": self.versions,
             "deleted": self.deleted,
             "oldest_kept": self.oldest_kept,
+            "estimated": sorted(self.estimated),
         }
 
 
-def model_summary(session: orm.Session, model: type[Any]) -> ModelSummary:
+def model_summary(
+    session: orm.Session, model: type[Any], *, estimate_above: int | None = None
+) -> ModelSummary:
     """Count a model's live rows, versions and deleted records, and date its history.
 
-    Four aggregate statements, each answered from one table or index.
+    Four aggregate statements, each answered from one table or index. Counting every
+    row takes time in proportion to the table; with ``estimate_above``, on PostgreSQL,
+    a table the planner's statistics put above that many rows is not counted: its
+    estimate (``pg_class.reltuples``, as of the last ANALYZE) stands in, and
+    ``estimated`` names it. Deleted records are always counted (from the index on
+    ``end_transaction_id``).
     """
     shape = shape_of(model)
-    live = session.scalar(sa.select(sa.func.count()).select_from(model)) or 0
+    mapper = sa.inspect(model)
     versions = sa.select(sa.func.count()).select_from(shape.selectable).where(*shape.criteria)
     deleted = versions.where(shape.end_transaction_id.is_(None), shape.operation_type == _DELETE)
+    guess = {}
+    if estimate_above is not None and session.get_bind().dialect.name == "postgresql":
+        guess = _estimates(session, model, shape, estimate_above)
+    estimated = frozenset(
+        field for field, name in (("live_rows", "live"), ("versions", "versions")) if name in guess
+    )
+    live = guess.get("live")
+    if live is None:
+        live = session.scalar(sa.select(sa.func.count()).select_from(mapper)) or 0
+    version_count = guess.get("versions")
+    if version_count is None:
+        version_count = session.scalar(versions) or 0
     oldest_id = (
         sa.select(sa.func.min(shape.transaction_id))
         .select_from(shape.selectable)
@@ -127,10 +152,32 @@ def model_summary(session: orm.Session, model: type[Any]) -> ModelSummary:
     oldest = session.scalar(sa.select(transaction.c.issued_at).where(transaction.c.id == oldest_id))
     return ModelSummary(
         live_rows=int(live),
-        versions=int(session.scalar(versions) or 0),
+        versions=int(version_count),
         deleted=int(session.scalar(deleted) or 0),
         oldest_kept=oldest,
+        estimated=estimated,
     )
+
+
+def _estimates(session: orm.Session, model: type[Any], shape: Shape, above: int) -> dict[str, int]:
+    """PostgreSQL's row estimates of the model's table and of its version table, for
+    each that holds more than ``above`` rows and is a plain table of this model alone
+    (no inheritance)."""
+    mapper = sa.inspect(model)
+    if shape.criteria or mapper.inherits is not None or mapper.polymorphic_map:
+        return {}
+    tables = {"live": mapper.local_table, "versions": shape.selectable}
+    found: dict[str, int] = {}
+    for name, table in tables.items():
+        if not isinstance(table, sa.Table):
+            return {}
+        reltuples = session.scalar(
+            sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"),
+            {"name": table.fullname},
+        )
+        if reltuples is not None and reltuples > above:
+            found[name] = int(reltuples)
+    return found
 
 
 def versions_page(
@@ -370,7 +417,13 @@ def _with_changes(
 def _touched(
     session: orm.Session, ids: Sequence[int], per_table: int | None
 ) -> dict[int, list[Touched]]:
-    """The records each transaction wrote versions of, by transaction id."""
+    """The records each transaction wrote versions of, by transaction id.
+
+    With ``per_table``, each transaction's rows come from a subquery of their own with a
+    LIMIT (one statement per version table, the subqueries joined by UNION ALL): a
+    transaction that wrote thousands of versions costs ``per_table`` index entries, not a
+    scan of them all. A single transaction's records come in key order.
+    """
     touched: dict[int, list[Touched]] = {tx_id: [] for tx_id in ids}
     if not ids:
         return touched
@@ -378,18 +431,41 @@ def _touched(
         keys = [table.c[key_name] for key_name in key_names]
         kind = sa.null() if discriminator is None else discriminator
         query = sa.select(table.c.transaction_id, table.c.operation_type, kind, *keys)
-        if per_table is not None:
-            number = sa.func.row_number().over(partition_by=table.c.transaction_id, order_by=keys)
-            inner = query.add_columns(number.label("vestige_n")).where(
-                table.c.transaction_id.in_(ids)
-            )
-            sub = inner.subquery()
-            query = sa.select(*list(sub.c)[:-1]).where(sub.c.vestige_n <= per_table)
+        statements: list[tuple[sa.Executable, dict[str, Any]]] = []
+        if per_table is None:
+            statements.append((query.where(table.c.transaction_id.in_(ids)), {}))
+        elif len(ids) == 1:
+            limited = query.where(table.c.transaction_id == ids[0]).order_by(*keys)
+            statements.append((limited.limit(per_table), {}))
         else:
-            query = query.where(table.c.transaction_id.in_(ids))
-        for tx_id, operation_type, identity, *key in session.execute(query):
-            name = names.get(identity, names[None])
-            touched[tx_id].append(Touched(name, tuple(key), Operation.from_type(operation_type)))
+            # SQLite allows 500 terms in a compound SELECT
+            for start in range(0, len(ids), _COMPOUND):
+                chunk = ids[start : start + _COMPOUND]
+                compound = _per_transaction(table, query, len(chunk), per_table)
+                statements.append((compound, {f"tx_{i}": tx for i, tx in enumerate(chunk)}))
+        for statement, params in statements:
+            for tx_id, operation_type, identity, *key in session.execute(statement, params):
+                name = names.get(identity, names[None])
+                operation = Operation.from_type(operation_type)
+                touched[tx_id].append(Touched(name, tuple(key), operation))
     for records in touched.values():
         records.sort(key=lambda record: (record.model, [str(part) for part in record.key]))
     return touched
+
+
+def _per_transaction(
+    table: sa.Table, query: sa.Select[Any], count: int, per_table: int
+) -> sa.CompoundSelect[Any]:
+    """``count`` subqueries of ``query``, one per ``tx_<i>`` parameter, each with a LIMIT,
+    built once: building hundreds of subqueries costs more than running them."""
+    key = (table.fullname, count, per_table)
+    found = _PER_TRANSACTION.get(key)
+    if found is None:
+        parts = [
+            query.where(table.c.transaction_id == sa.bindparam(f"tx_{i}")).limit(per_table)
+            for i in range(count)
+        ]
+        found = _PER_TRANSACTION[key] = sa.union_all(
+            *[sa.select(*part.subquery().c) for part in parts]
+        )
+    return found

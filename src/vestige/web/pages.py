@@ -47,6 +47,12 @@ BAD_MOMENT = (
 BAD_USER = "bad user id {text!r}: give the id of a user (transaction.user_id)"
 NO_TRANSACTION = "no transaction {transaction_id}: it never ran, or its history was pruned"
 NO_VERSION = "{model} {key} has no version at or before transaction {transaction_id}"
+#: Above this many rows (by PostgreSQL's statistics), a table's rows are estimated, not
+#: counted, on the models' pages: counting a million rows alone takes most of a page's time.
+ESTIMATE_ABOVE = 200_000
+#: Records listed per transaction and version table in search results; the transaction's
+#: own page lists them all.
+SEARCH_TOUCHED = 3
 #: The transaction columns every page shows under their own headings.
 _KNOWN_COLUMNS = frozenset({"id", "issued_at", "user_id", "remote_addr", "user"})
 
@@ -56,7 +62,8 @@ def models_page(request: Request) -> Response:
     browser = require(request, Permission.READ)
     with browser.reading() as session:
         rows = [
-            (found, model_summary(session, found.model)) for found in versioned_models().values()
+            (found, model_summary(session, found.model, estimate_above=ESTIMATE_ABOVE))
+            for found in versioned_models().values()
         ]
     return render(request, "models.html", {"rows": rows})
 
@@ -66,7 +73,7 @@ def model_page(request: Request) -> Response:
     browser = require(request, Permission.READ)
     found = _model(request)
     with browser.reading() as session:
-        summary = model_summary(session, found.model)
+        summary = model_summary(session, found.model, estimate_above=ESTIMATE_ABOVE)
         page = _versions(request, browser, found, session)
         extra = _extra_columns(transaction_rows(session, [v.transaction_id for v in page.items]))
     return render(
@@ -217,6 +224,7 @@ def search_page(request: Request) -> Response:
             before=decode_cursor(None, query.get("before")),
             after=decode_cursor(None, query.get("after")),
             limit=browser.page_size,
+            touched_limit=SEARCH_TOUCHED,
         )
     filters = {
         "user": user_text or None,
@@ -227,7 +235,12 @@ def search_page(request: Request) -> Response:
     return render(
         request,
         "search.html",
-        {"page": page, "filters": filters, "models": versioned_models()},
+        {
+            "page": page,
+            "filters": filters,
+            "models": versioned_models(),
+            "touched_limit": SEARCH_TOUCHED,
+        },
     )
 
 
