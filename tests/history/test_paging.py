@@ -20,6 +20,7 @@ from tests.support.retention_data import (
     postgres_history_url,
     recreated_while_deleted,
     sqlite_history_template,
+    take_id,
 )
 from tests.support.web_data import write_web_history
 from vestige.history import (
@@ -118,6 +119,7 @@ def test_deleted_records_are_those_whose_newest_version_is_a_delete(
         assert versions_page(session, models.Package, deleted=True).items == ()
         package = session.get(models.Package, 101)
         assert package is not None
+        take_id(session, 4)
         session.delete(package)
         session.commit()
         deleted = versions_page(session, models.Package, deleted=True)

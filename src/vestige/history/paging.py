@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import orm
+from sqlalchemy.dialects import postgresql
 
 from vestige.history.queries import (
     Shape,
@@ -119,29 +120,19 @@ def model_summary(
 ) -> ModelSummary:
     """Count a model's live rows, versions and deleted records, and date its history.
 
-    Four aggregate statements, each answered from one table or index. Counting every
-    row takes time in proportion to the table; with ``estimate_above``, on PostgreSQL,
-    a table the planner's statistics put above that many rows is not counted: its
-    estimate (``pg_class.reltuples``, as of the last ANALYZE) stands in, and
-    ``estimated`` names it. Deleted records are always counted (from the index on
+    One statement of four scalar subqueries, each answered from one table or index.
+    Counting every row takes time in proportion to the table; with ``estimate_above``,
+    on PostgreSQL, a table the planner's statistics put above that many rows is not
+    counted: its estimate (``pg_class.reltuples``, as of the last ANALYZE) stands in,
+    and ``estimated`` names it. Deleted records are always counted (from the index on
     ``end_transaction_id``).
     """
     shape = shape_of(model)
     mapper = sa.inspect(model)
-    versions = sa.select(sa.func.count()).select_from(shape.selectable).where(*shape.criteria)
+    count = sa.func.count()
+    live = sa.select(count).select_from(mapper).scalar_subquery()
+    versions = sa.select(count).select_from(shape.selectable).where(*shape.criteria)
     deleted = versions.where(shape.end_transaction_id.is_(None), shape.operation_type == _DELETE)
-    guess = {}
-    if estimate_above is not None and session.get_bind().dialect.name == "postgresql":
-        guess = _estimates(session, model, shape, estimate_above)
-    estimated = frozenset(
-        field for field, name in (("live_rows", "live"), ("versions", "versions")) if name in guess
-    )
-    live = guess.get("live")
-    if live is None:
-        live = session.scalar(sa.select(sa.func.count()).select_from(mapper)) or 0
-    version_count = guess.get("versions")
-    if version_count is None:
-        version_count = session.scalar(versions) or 0
     oldest_id = (
         sa.select(sa.func.min(shape.transaction_id))
         .select_from(shape.selectable)
@@ -149,35 +140,56 @@ def model_summary(
         .scalar_subquery()
     )
     transaction = transaction_table()
-    oldest = session.scalar(sa.select(transaction.c.issued_at).where(transaction.c.id == oldest_id))
+    oldest = sa.select(transaction.c.issued_at).where(transaction.c.id == oldest_id)
+    columns: list[sa.ColumnElement[Any]] = [
+        live,
+        versions.scalar_subquery(),
+        sa.literal(False),
+        sa.literal(False),
+    ]
+    if estimate_above is not None and session.get_bind().dialect.name == "postgresql":
+        tables = _estimable(model, shape)
+        if tables is not None:
+            # PostgreSQL runs an uncorrelated subquery (an InitPlan) only when its CASE
+            # branch is taken: a big table is estimated and never counted
+            for place, table in enumerate(tables):
+                guess = (
+                    sa.select(sa.cast(sa.column("reltuples"), sa.BigInteger))
+                    .select_from(sa.table("pg_class"))
+                    .where(sa.column("oid") == sa.func.to_regclass(table.fullname))
+                    .scalar_subquery()
+                )
+                big = sa.func.coalesce(guess, 0) > estimate_above
+                columns[place + 2] = big
+                columns[place] = sa.case((big, guess), else_=columns[place])
+    found: Sequence[Any] = session.execute(
+        sa.select(*columns, deleted.scalar_subquery(), oldest.scalar_subquery())
+    ).one()
+    live_rows, version_count, live_guessed, versions_guessed, deleted_count, oldest_at = found
+    estimated = frozenset(
+        name
+        for name, guessed in (("live_rows", live_guessed), ("versions", versions_guessed))
+        if guessed
+    )
     return ModelSummary(
-        live_rows=int(live),
-        versions=int(version_count),
-        deleted=int(session.scalar(deleted) or 0),
-        oldest_kept=oldest,
+        live_rows=int(live_rows or 0),
+        versions=int(version_count or 0),
+        deleted=int(deleted_count or 0),
+        oldest_kept=oldest_at,
         estimated=estimated,
     )
 
 
-def _estimates(session: orm.Session, model: type[Any], shape: Shape, above: int) -> dict[str, int]:
-    """PostgreSQL's row estimates of the model's table and of its version table, for
-    each that holds more than ``above`` rows and is a plain table of this model alone
-    (no inheritance)."""
+def _estimable(model: type[Any], shape: Shape) -> tuple[sa.Table, sa.Table] | None:
+    """The model's table and version table, if each is a plain table of this model
+    alone (no inheritance), whose row count PostgreSQL's statistics can stand for."""
     mapper = sa.inspect(model)
     if shape.criteria or mapper.inherits is not None or mapper.polymorphic_map:
-        return {}
-    tables = {"live": mapper.local_table, "versions": shape.selectable}
-    found: dict[str, int] = {}
-    for name, table in tables.items():
-        if not isinstance(table, sa.Table):
-            return {}
-        reltuples = session.scalar(
-            sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"),
-            {"name": table.fullname},
-        )
-        if reltuples is not None and reltuples > above:
-            found[name] = int(reltuples)
-    return found
+        return None
+    table, version_table = mapper.local_table, shape.selectable
+    if not isinstance(table, sa.Table) or not isinstance(version_table, sa.Table):
+        return None
+    return table, version_table
 
 
 def versions_page(
@@ -396,10 +408,18 @@ def _with_changes(
     previous: dict[tuple[Any, ...], Sequence[Any]] = {}
     if ids:
         record_keys = {tuple(row[i] for i in key_at) for row in rows}
-        query = _select(shape).where(shape.end_transaction_id.in_(ids))
+        query = _select(shape)
         if len(record_keys) == 1:
             query = query.where(
-                *[col == value for col, value in zip(keys, next(iter(record_keys)), strict=True)]
+                shape.end_transaction_id.in_(ids),
+                *[col == value for col, value in zip(keys, next(iter(record_keys)), strict=True)],
+            )
+        else:
+            # (key, end_transaction_id) pairs: a transaction may have written thousands of
+            # versions of other records, which an IN on the end pointer alone would read
+            pairs = {(*[row[i] for i in key_at], row[size]) for row in rows}
+            query = query.where(
+                sa.tuple_(*keys, shape.end_transaction_id).in_(sorted(pairs, key=str))
             )
         for found in session.execute(query):
             row: Sequence[Any] = found
@@ -437,6 +457,12 @@ def _touched(
         elif len(ids) == 1:
             limited = query.where(table.c.transaction_id == ids[0]).order_by(*keys)
             statements.append((limited.limit(per_table), {}))
+        elif session.get_bind().dialect.name == "postgresql":
+            # one LATERAL subquery over the ids, planned once
+            wanted = sa.func.unnest(sa.literal(list(ids), postgresql.ARRAY(sa.BigInteger)))
+            each = wanted.table_valued("tx").render_derived()
+            inner = query.where(table.c.transaction_id == each.c.tx).limit(per_table).lateral()
+            statements.append((sa.select(*inner.c).select_from(each).join(inner, sa.true()), {}))
         else:
             # SQLite allows 500 terms in a compound SELECT
             for start in range(0, len(ids), _COMPOUND):

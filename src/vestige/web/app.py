@@ -113,11 +113,17 @@ def create_app(
 def _path_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
     """A page's address without scheme and host: right behind a proxy, under a mount."""
     request: Request = context["request"]
-    # Straight to the named route: the router's own lookup tries every route in turn, and
-    # a page of a few hundred links would spend most of its time there.
-    route: BaseRoute = request.app.state.vestige_routes[name]
-    path = str(route.url_path_for(name, **path_params))
-    return f"{request.scope.get('root_path', '')}{path}"
+    # Straight to the named route, once per page and address: the router's own lookup
+    # tries every route in turn, and a page of a few hundred links would spend most of
+    # its time there.
+    known: dict[tuple[Any, ...], str] = request.scope.setdefault("vestige.paths", {})
+    key = (name, *sorted(path_params.items()))
+    found = known.get(key)
+    if found is None:
+        route: BaseRoute = request.app.state.vestige_routes[name]
+        path = str(route.url_path_for(name, **path_params))
+        found = known[key] = f"{request.scope.get('root_path', '')}{path}"
+    return found
 
 
 def _error_page(request: Request, status: int, message: str) -> Response:

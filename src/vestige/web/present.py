@@ -41,8 +41,15 @@ BAD_CURSOR = "bad page position {text!r}: follow the Newer and Older links inste
 
 def key_query(model: type[Any], key: Sequence[Any]) -> dict[str, str]:
     """A record's key as query parameters, ``{"key.id": "7"}``."""
-    names = [name for name, _ in key_columns(model)]
-    return {f"{KEY_PREFIX}{name}": _text(value) for name, value in zip(names, key, strict=True)}
+    names = _KEY_PARAMETERS.get(model)
+    if names is None:
+        names = _KEY_PARAMETERS[model] = tuple(
+            f"{KEY_PREFIX}{name}" for name, _ in key_columns(model)
+        )
+    return {name: _text(value) for name, value in zip(names, key, strict=True)}
+
+
+_KEY_PARAMETERS: dict[type[Any], tuple[str, ...]] = {}
 
 
 def key_from_query(model: type[Any], query: Mapping[str, str]) -> tuple[Any, ...]:
