@@ -122,17 +122,17 @@ def model_summary(
 
     One statement of four scalar subqueries, each answered from one table or index.
     Counting every row takes time in proportion to the table; with ``estimate_above``,
-    on PostgreSQL, a table the planner's statistics put above that many rows is not
-    counted: its estimate (``pg_class.reltuples``, as of the last ANALYZE) stands in,
-    and ``estimated`` names it. Deleted records are always counted (from the index on
-    ``end_transaction_id``).
+    a table the database's statistics put above that many rows is not counted: its
+    estimate as of the last ANALYZE (``pg_class.reltuples`` on PostgreSQL, the row count
+    in ``sqlite_stat1`` on SQLite) stands in, and ``estimated`` names it. Deleted records
+    are always counted (from the index on ``end_transaction_id``).
     """
     shape = shape_of(model)
     mapper = sa.inspect(model)
     count = sa.func.count()
     live = sa.select(count).select_from(mapper).scalar_subquery()
     versions = sa.select(count).select_from(shape.selectable).where(*shape.criteria)
-    deleted = versions.where(shape.end_transaction_id.is_(None), shape.operation_type == _DELETE)
+    deleted = versions.where(*_deleted_now(session, shape))
     oldest_id = (
         sa.select(sa.func.min(shape.transaction_id))
         .select_from(shape.selectable)
@@ -147,18 +147,14 @@ def model_summary(
         sa.literal(False),
         sa.literal(False),
     ]
-    if estimate_above is not None and session.get_bind().dialect.name == "postgresql":
-        tables = _estimable(model, shape)
-        if tables is not None:
-            # PostgreSQL runs an uncorrelated subquery (an InitPlan) only when its CASE
-            # branch is taken: a big table is estimated and never counted
-            for place, table in enumerate(tables):
-                guess = (
-                    sa.select(sa.cast(sa.column("reltuples"), sa.BigInteger))
-                    .select_from(sa.table("pg_class"))
-                    .where(sa.column("oid") == sa.func.to_regclass(table.fullname))
-                    .scalar_subquery()
-                )
+    tables = _estimable(model, shape) if estimate_above is not None else None
+    if tables is not None and estimate_above is not None:
+        dialect = session.get_bind().dialect.name
+        # An uncorrelated subquery runs only when its CASE branch is taken (PostgreSQL's
+        # InitPlans, SQLite's CASE): a big table is estimated and never counted.
+        for place, table in enumerate(tables):
+            guess = _row_estimate(session, dialect, table)
+            if guess is not None:
                 big = sa.func.coalesce(guess, 0) > estimate_above
                 columns[place + 2] = big
                 columns[place] = sa.case((big, guess), else_=columns[place])
@@ -177,6 +173,50 @@ def model_summary(
         deleted=int(deleted_count or 0),
         oldest_kept=oldest_at,
         estimated=estimated,
+    )
+
+
+def _deleted_now(session: orm.Session, shape: Shape) -> list[sa.ColumnElement[bool]]:
+    """The delete versions still open: records deleted now (R1).
+
+    Deletes are rarer than open versions (a record is deleted at most once per life,
+    and every record has an open version), so the index on ``operation_type`` is the
+    way in. PostgreSQL's statistics see that; SQLite's planner is told with
+    ``likelihood()``, or it walks every open version.
+    """
+    is_open: sa.ColumnElement[bool] = shape.end_transaction_id.is_(None)
+    if session.get_bind().dialect.name == "sqlite":
+        # the probability must be a literal constant in the SQL text
+        likely: Any = sa.func.likelihood(is_open, sa.literal_column("0.5"))
+        is_open = likely
+    return [is_open, shape.operation_type == _DELETE]
+
+
+def _row_estimate(
+    session: orm.Session, dialect: str, table: sa.Table
+) -> sa.ScalarSelect[Any] | None:
+    """The database's own row estimate of ``table`` as of its last ANALYZE, as SQL:
+    ``pg_class.reltuples`` on PostgreSQL, the row count in ``sqlite_stat1`` on SQLite
+    (``None`` where SQLite was never analyzed, or on another database)."""
+    if dialect == "postgresql":
+        return (
+            sa.select(sa.cast(sa.column("reltuples"), sa.BigInteger))
+            .select_from(sa.table("pg_class"))
+            .where(sa.column("oid") == sa.func.to_regclass(table.fullname))
+            .scalar_subquery()
+        )
+    if dialect != "sqlite" or not session.scalar(
+        sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'")
+    ):
+        return None
+    # each row of a table's indexes in sqlite_stat1 starts with the table's row count
+    stat: sa.ColumnClause[str] = sa.column("stat", sa.String)
+    first = sa.func.substr(stat, 1, sa.func.instr(stat.concat(" "), " ") - 1)
+    return (
+        sa.select(sa.func.max(sa.cast(first, sa.BigInteger)))
+        .select_from(sa.table("sqlite_stat1"))
+        .where(sa.column("tbl") == table.name)
+        .scalar_subquery()
     )
 
 
@@ -225,7 +265,7 @@ def versions_page(
             *[col == value for col, value in zip(keys, normalize_key(model, key), strict=True)]
         )
     if deleted:
-        query = query.where(shape.end_transaction_id.is_(None), shape.operation_type == _DELETE)
+        query = query.where(*_deleted_now(session, shape))
     order = [shape.transaction_id, *keys]
     rows = _keyset(session, query, order, before, after, limit)
     versions = _with_changes(session, shape, keys, rows)
@@ -415,11 +455,20 @@ def _with_changes(
                 *[col == value for col, value in zip(keys, next(iter(record_keys)), strict=True)],
             )
         else:
-            # (key, end_transaction_id) pairs: a transaction may have written thousands of
-            # versions of other records, which an IN on the end pointer alone would read
+            # (key, end_transaction_id) pairs, each an index lookup: a transaction may have
+            # written thousands of versions of other records, which an IN on the end
+            # pointer alone would read
             pairs = {(*[row[i] for i in key_at], row[size]) for row in rows}
             query = query.where(
-                sa.tuple_(*keys, shape.end_transaction_id).in_(sorted(pairs, key=str))
+                sa.or_(
+                    *[
+                        sa.and_(
+                            *[col == value for col, value in zip(keys, pair, strict=False)],
+                            shape.end_transaction_id == pair[-1],
+                        )
+                        for pair in sorted(pairs, key=str)
+                    ]
+                )
             )
         for found in session.execute(query):
             row: Sequence[Any] = found

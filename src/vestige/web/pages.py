@@ -47,7 +47,7 @@ BAD_MOMENT = (
 BAD_USER = "bad user id {text!r}: give the id of a user (transaction.user_id)"
 NO_TRANSACTION = "no transaction {transaction_id}: it never ran, or its history was pruned"
 NO_VERSION = "{model} {key} has no version at or before transaction {transaction_id}"
-#: Above this many rows (by PostgreSQL's statistics), a table's rows are estimated, not
+#: Above this many rows (by the database's statistics), a table's rows are estimated, not
 #: counted, on the models' pages: counting a million rows alone takes most of a page's time.
 ESTIMATE_ABOVE = 200_000
 #: Records listed per transaction and version table in search results; the transaction's
