@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 import models
 from tests.support.web_data import WebHistory, write_web_history
-from tests.support.web_pages import form_fields, get_ok, link, rows, text_of
+from tests.support.web_pages import form_fields, get_ok, link, parse, rows, text_of
 from vestige.history import history
 from vestige.web import create_app
 
@@ -67,6 +67,8 @@ def test_restore_to_an_older_version_with_its_relations(site: Site) -> None:
         f"/models/Package/restore?key.id={site.data.demo}&to={target.transaction_id}"
         "&relations=releases",
     )
+    offered = {found["value"] for found in parse(plan).inputs if found.get("type") == "checkbox"}
+    assert offered == {"license", "maintainers", "releases"}  # not Continuum's "versions"
     actions = {(row[0], row[1]) for row in rows(plan)[1:]}
     assert ("update", f"Package {site.data.demo}") in actions
     assert ("insert", f"Release {site.data.deleted_release}") not in actions  # not then yet

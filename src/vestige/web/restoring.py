@@ -24,6 +24,7 @@ from starlette.responses import Response
 from vestige.errors import RestoreConflict
 from vestige.history import RestorePlan, history, plan_restore, restore
 from vestige.registry import VersionedModel, resolve_model
+from vestige.versioning import versioning_manager
 from vestige.web.context import Browser, Permission, render, require
 from vestige.web.csrf import valid_post
 from vestige.web.present import key_from_query, parse_transaction_id
@@ -121,7 +122,13 @@ def _show_plan(
     message: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    choices = sorted(prop.key for prop in found.model.__mapper__.relationships)
+    # Continuum adds a ``versions`` relationship to every model: not something to restore
+    history_classes = set(versioning_manager.version_class_map.values())
+    choices = sorted(
+        prop.key
+        for prop in found.model.__mapper__.relationships
+        if prop.mapper.class_ not in history_classes
+    )
     return render(
         request,
         "restore.html",
