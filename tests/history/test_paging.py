@@ -64,24 +64,27 @@ def written(history_engine: sa.Engine) -> Any:
     return write_web_history(history_engine, many=23)
 
 
-@pytest.mark.parametrize("limit", [1, 2, 5, 50])
 def test_a_record_paged_is_its_history_newest_first(
-    history_engine: sa.Engine, written: Any, limit: int
+    history_engine: sa.Engine, written: Any
 ) -> None:
     with Session(history_engine) as session:
-        whole = history(session, models.Package, written.many)
-        paged, pages = every_page(
-            lambda **kw: versions_page(session, models.Package, key=written.many, **kw), limit
-        )
-        assert as_data(paged) == as_data(whole[::-1])
-        assert len(pages) == -(-len(whole) // limit)
-        # and back again: each page's newer cursor gives the page before it
-        for earlier, later in itertools.pairwise(pages):
-            assert later.newer is not None
-            back = versions_page(
-                session, models.Package, key=written.many, after=later.newer, limit=limit
-            )
-            assert back.items == earlier.items
+        for limit in (1, 2, 5, 50):
+            check_pages(session, written.many, limit)
+
+
+def check_pages(session: Session, key: int, limit: int) -> None:
+    """Pages of ``limit`` versions, followed older then newer, against ``history()``."""
+    whole = history(session, models.Package, key)
+    paged, pages = every_page(
+        lambda **kw: versions_page(session, models.Package, key=key, **kw), limit
+    )
+    assert as_data(paged) == as_data(whole[::-1]), limit
+    assert len(pages) == -(-len(whole) // limit)
+    # and back again: each page's newer cursor gives the page before it
+    for earlier, later in itertools.pairwise(pages):
+        assert later.newer is not None
+        back = versions_page(session, models.Package, key=key, after=later.newer, limit=limit)
+        assert back.items == earlier.items
 
 
 def test_a_page_costs_two_statements_however_long_the_history(

@@ -138,6 +138,10 @@ def test_click_through_model_record_diff_transaction_and_undelete(
     context.close()
 
 
+# The page behaves the same over either database: this one runs on SQLite only.
+@pytest.mark.parametrize(
+    "backend", [pytest.param("sqlite", marks=pytest.mark.sqlite)], indirect=True
+)
 def test_keyboard_phone_and_dark_mode(
     browser: Browser,
     served: tuple[str, sa.Engine, WebHistory],
