@@ -156,7 +156,12 @@ def test_a_transaction_page_lists_every_record_it_touched(site: Site) -> None:
     assert ("package_maintainer", f"{site.data.demo},2", "insert") in touched
     assert "198.51.100.7" in text_of(html)
     record = link(html, str(site.data.demo))
-    assert query_of(record) == {"key.id": [str(site.data.demo)]}
+    # the record's page that starts at the version this transaction wrote
+    assert query_of(record) == {
+        "key.id": [str(site.data.demo)],
+        "before": [f'[{tx_id + 1}, "{site.data.demo}"]'],
+    }
+    assert rows(get_ok(site.client, record))[1][2] == f"#{tx_id}"
 
 
 def test_deleted_records_link_their_history(site: Site) -> None:
