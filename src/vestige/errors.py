@@ -56,6 +56,7 @@ COMMAND_EXIT_CODES: Mapping[str, tuple[ExitCode, ...]] = {
     "history": _READ_ONLY,
     "prune": (*_READ_ONLY[:3], ExitCode.BUSY, ExitCode.DECLINED, ExitCode.INTERRUPTED),
     "restore": (*_READ_ONLY[:3], ExitCode.DECLINED, ExitCode.CHANGED, ExitCode.INTERRUPTED),
+    "serve": _READ_ONLY[:3],
 }
 
 

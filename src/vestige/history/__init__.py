@@ -5,6 +5,17 @@ Restoring is :mod:`~vestige.history.restore`.
 
 from __future__ import annotations
 
+from vestige.history.paging import (
+    Cursor,
+    ModelSummary,
+    Page,
+    model_summary,
+    touched_records,
+    transaction_details,
+    transaction_rows,
+    transactions_page,
+    versions_page,
+)
 from vestige.history.queries import label_attribute
 from vestige.history.reading import (
     Change,
@@ -31,7 +42,10 @@ from vestige.history.restore import (
 __all__ = [
     "Action",
     "Change",
+    "Cursor",
+    "ModelSummary",
     "Operation",
+    "Page",
     "RestorePlan",
     "RestoreResult",
     "RowChange",
@@ -45,6 +59,12 @@ __all__ = [
     "diff",
     "history",
     "label_attribute",
+    "model_summary",
     "plan_restore",
     "restore",
+    "touched_records",
+    "transaction_details",
+    "transaction_rows",
+    "transactions_page",
+    "versions_page",
 ]
