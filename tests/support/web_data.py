@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 import models
 from models.sample_data import write_sample_data
+from vestige import context
 from vestige.versioning import actor
 
 EPOCH = datetime(2026, 1, 1)
@@ -53,14 +54,15 @@ def write_web_history(engine: sa.Engine, many: int = MANY) -> WebHistory:
         for number in range(1, many):
             busy.summary = f"version {number}"
             session.commit()
-        hostile = models.Package(name=QUOTES, summary=SCRIPT, homepage=LONG_UNICODE)
-        session.add(hostile)
-        session.commit()
+        with context(reason=SCRIPT, request_id=QUOTES):
+            hostile = models.Package(name=QUOTES, summary=SCRIPT, homepage=LONG_UNICODE)
+            session.add(hostile)
+            session.commit()
         package = session.get(models.Package, demo)
         assert package is not None
         release = package.releases[-1]
         deleted_release = release.id
-        with actor(user_id=alice, remote_addr="192.0.2.10"):
+        with context(user=alice, remote_addr="192.0.2.10", reason="yanked by mistake"):
             session.delete(release)
             session.commit()
         transaction = models.Transaction.__table__

@@ -205,6 +205,8 @@ def test_hostile_values_come_back_as_text(site: Site) -> None:
         assert value in text_of(html)
     assert "<script>alert" not in html
     assert LONG_UNICODE.strip() in text_of(html)
+    # the change context (reason, request id) is shown with the transaction, as text too
+    assert "reason" in text_of(html) and "request_id" in text_of(html)
     for page in ("/models/Package", f"/search?user={site.data.alice}", "/transactions/1"):
         assert "<script>alert" not in get_ok(site.client, page)
 

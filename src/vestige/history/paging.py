@@ -323,8 +323,9 @@ def transactions_page(
             user=_user_text(user_id, label),
             remote_addr=remote_addr,
             touched=tuple(touched.get(tx_id, ())),
+            context=stored or {},
         )
-        for tx_id, issued_at, user_id, remote_addr, label in rows[:limit]
+        for tx_id, issued_at, user_id, remote_addr, label, stored in rows[:limit]
     ]
     return _page(items, rows, before, after, limit, lambda t: (t.transaction_id,))
 
@@ -351,8 +352,9 @@ def transaction_rows(session: orm.Session, ids: Sequence[int]) -> dict[int, dict
         return {}
     transaction = transaction_table()
     columns, joined = transaction_columns(transaction)
+    user_label = columns[4]  # id, issued_at, user_id, remote_addr, the label, the context
     rows = session.execute(
-        sa.select(transaction, columns[-1].label("vestige_user_label"))
+        sa.select(transaction, user_label.label("vestige_user_label"))
         .select_from(joined)
         .where(transaction.c.id.in_(sorted(set(ids))))
     )
