@@ -1,0 +1,43 @@
+"""The archive: history the pruner deletes, kept as Parquet in Hive-style partitions.
+
+Layout under the archive's root (a directory or any fsspec URL)::
+
+    manifest.json
+    <table>/month=YYYY-MM/part-<run>-<batch>.parquet
+
+:mod:`~vestige.archive.writer` writes it batch by batch for the pruner,
+:mod:`~vestige.archive.reader` reads a record's archived rows through DuckDB,
+:mod:`~vestige.archive.verify` checks every file against the manifest and lists them.
+"""
+
+from __future__ import annotations
+
+from vestige.archive.failpoints import FAILPOINT_ENV, FAILPOINT_EXIT
+from vestige.archive.manifest import COMMITTED, MANIFEST, PENDING, FileEntry, Manifest
+from vestige.archive.target import ArchiveTarget, open_target
+from vestige.archive.writer import (
+    ArchiveWriter,
+    Part,
+    Reconciled,
+    Staged,
+    month_of,
+    part_path,
+)
+
+__all__ = [
+    "COMMITTED",
+    "FAILPOINT_ENV",
+    "FAILPOINT_EXIT",
+    "MANIFEST",
+    "PENDING",
+    "ArchiveTarget",
+    "ArchiveWriter",
+    "FileEntry",
+    "Manifest",
+    "Part",
+    "Reconciled",
+    "Staged",
+    "month_of",
+    "open_target",
+    "part_path",
+]
