@@ -21,9 +21,9 @@ committed files. A failing archive (a bad URL, permissions, a full disk) raises
 from __future__ import annotations
 
 import secrets
-from contextlib import suppress
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
