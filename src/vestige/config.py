@@ -18,7 +18,11 @@ import sqlalchemy as sa
 from vestige.errors import ConfigError
 
 DEFAULT_SQLITE_FILE = "vestige.db"
-KNOWN_KEYS = frozenset({"database_url", "models", "retention", "migrations", "bulk_writes"})
+KNOWN_KEYS = frozenset(
+    {"database_url", "models", "retention", "migrations", "bulk_writes", "archive_url"}
+)
+#: The environment variable naming the archive; it wins over ``[tool.vestige] archive_url``.
+ARCHIVE_URL_ENV = "VESTIGE_ARCHIVE_URL"
 
 
 @dataclass(frozen=True)
@@ -30,12 +34,15 @@ class Settings:
         database_url: The SQLAlchemy URL of the application database.
         models: The importable module that declares the versioned models.
         raw: The whole ``[tool.vestige]`` table, for sections other modules parse.
+        archive_url: Where pruned history is archived and read back from
+            (``VESTIGE_ARCHIVE_URL``, else ``[tool.vestige] archive_url``; ``None``: nowhere).
     """
 
     project_root: Path
     database_url: str
     models: str = "models"
     raw: Mapping[str, Any] = field(default_factory=dict)
+    archive_url: str | None = None
 
     @property
     def safe_url(self) -> str:
@@ -121,11 +128,16 @@ def load_settings(
             "the database URL is not a valid SQLAlchemy URL; "
             "expected e.g. postgresql+psycopg2://user@host/db or sqlite:///file.db"
         ) from None
+    archive = _string(table, "archive_url")
+    if archive and "://" not in archive and not Path(archive).is_absolute():
+        archive = str(root / archive)  # in pyproject.toml: relative to the project
+    archive = env.get(ARCHIVE_URL_ENV) or archive
     return Settings(
         project_root=root,
         database_url=url,
         models=models or _string(table, "models") or "models",
         raw=table,
+        archive_url=archive or None,
     )
 
 

@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from vestige.archive.failpoints import FAILPOINT_ENV, FAILPOINT_EXIT
 from vestige.archive.manifest import COMMITTED, MANIFEST, PENDING, FileEntry, Manifest
+from vestige.archive.reader import ArchiveReader
 from vestige.archive.target import ArchiveTarget, open_target
+from vestige.archive.verify import (
+    ArchiveListing,
+    Problem,
+    VerifyReport,
+    archive_bytes,
+    listing,
+    verify,
+)
 from vestige.archive.writer import (
     ArchiveWriter,
     Part,
@@ -30,14 +39,21 @@ __all__ = [
     "FAILPOINT_EXIT",
     "MANIFEST",
     "PENDING",
+    "ArchiveListing",
+    "ArchiveReader",
     "ArchiveTarget",
     "ArchiveWriter",
     "FileEntry",
     "Manifest",
     "Part",
+    "Problem",
     "Reconciled",
     "Staged",
+    "VerifyReport",
+    "archive_bytes",
+    "listing",
     "month_of",
     "open_target",
     "part_path",
+    "verify",
 ]

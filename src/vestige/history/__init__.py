@@ -5,6 +5,7 @@ Restoring is :mod:`~vestige.history.restore`.
 
 from __future__ import annotations
 
+from vestige.history.archived import use_archive
 from vestige.history.queries import label_attribute
 from vestige.history.reading import (
     Change,
@@ -47,4 +48,5 @@ __all__ = [
     "label_attribute",
     "plan_restore",
     "restore",
+    "use_archive",
 ]
