@@ -40,6 +40,7 @@ READINGS = (
     "cli --diff --json",
     "restore plan",
     "prune",
+    "archive",
 )
 
 
