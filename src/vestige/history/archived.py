@@ -10,12 +10,12 @@ user's label, so a record's history after an archiving prune equals its history 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from vestige.archive import ArchiveReader
+from vestige.errors import ConfigError
 from vestige.history.queries import (
     Shape,
     single_table_filter,
@@ -24,11 +24,18 @@ from vestige.history.queries import (
     user_labels,
 )
 
-__all__ = ["ARCHIVE_INFO_KEY", "archive_for", "use_archive", "with_archived"]
+if TYPE_CHECKING:
+    from vestige.archive import ArchiveReader
+
+__all__ = ["ARCHIVE_INFO_KEY", "Archive", "archive_for", "use_archive", "with_archived"]
 
 ARCHIVE_INFO_KEY = "vestige.archive"
+NEEDS_ARCHIVE_EXTRA = (
+    "reading the archive needs pyarrow, fsspec and duckdb ({missing} is missing): "
+    "pip install 'vestige[archive]'"
+)
 
-Archive: TypeAlias = str | ArchiveReader
+Archive: TypeAlias = "str | ArchiveReader"
 
 
 def use_archive(session: orm.Session, archive: Archive | None) -> ArchiveReader | None:
@@ -56,13 +63,17 @@ def archive_for(session: orm.Session, archive: Archive | None) -> ArchiveReader 
     """The reader for ``archive``, else the one :func:`use_archive` set on ``session``."""
     if archive is not None:
         return _reader(session, archive)
-    found = session.info.get(ARCHIVE_INFO_KEY)
-    return found if isinstance(found, ArchiveReader) else None
+    found: ArchiveReader | None = session.info.get(ARCHIVE_INFO_KEY)
+    return found
 
 
 def _reader(session: orm.Session, archive: Archive) -> ArchiveReader:
-    if isinstance(archive, ArchiveReader):
+    if not isinstance(archive, str):
         return archive
+    try:
+        from vestige.archive import ArchiveReader
+    except ImportError as exc:
+        raise ConfigError(NEEDS_ARCHIVE_EXTRA.format(missing=exc.name)) from None
     naive = session.get_bind().dialect.name == "sqlite"  # SQLite gives aware times back naive
     return ArchiveReader(archive, naive_times=naive)
 

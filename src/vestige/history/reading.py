@@ -22,12 +22,11 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from vestige.archive import ArchiveReader
 from vestige.errors import ConfigError, HistoryPruned, RecordNotFound
 from vestige.history.archived import Archive, archive_for, with_archived
 from vestige.history.queries import (
@@ -40,6 +39,9 @@ from vestige.history.queries import (
     transaction_table,
     versioned_tables,
 )
+
+if TYPE_CHECKING:
+    from vestige.archive import ArchiveReader
 
 __all__ = [
     "Change",

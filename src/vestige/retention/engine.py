@@ -42,12 +42,11 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
 
-from vestige.archive import ArchiveWriter, Manifest, Part, Staged, month_of, open_target
 from vestige.errors import ConfigError
 from vestige.registry import VersionedModel, versioned_models
 from vestige.retention.lock import pruner_lock
@@ -63,6 +62,9 @@ from vestige.retention.report import (
 )
 from vestige.versioning.setup import versioning_manager
 
+if TYPE_CHECKING:
+    from vestige.archive import ArchiveWriter, Part, Staged
+
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "SQLITE_PAUSE",
@@ -76,6 +78,10 @@ __all__ = [
 
 DEFAULT_BATCH_SIZE = 5000
 SQLITE_PAUSE = 0.1
+NEEDS_ARCHIVE_EXTRA = (
+    "archiving needs pyarrow, fsspec and duckdb ({missing} is missing): "
+    "pip install 'vestige[archive]'"
+)
 NO_MODELS = (
     "no versioned models are configured: import the models module (--models MODULE or "
     "[tool.vestige] models) before pruning"
@@ -212,10 +218,11 @@ def prune(
         writer: ArchiveWriter | None = None
         summary: ArchiveSummary | None = None
         if archive is not None and dry_run:
-            Manifest.load(open_target(archive))  # the archive must at least be readable
+            storage = _archive_package()
+            storage.Manifest.load(storage.open_target(archive))  # it must at least read
             summary = ArchiveSummary(archive)
         elif archive is not None:
-            writer = ArchiveWriter(archive, policy=dataclasses.asdict(policy))
+            writer = _archive_package().ArchiveWriter(archive, policy=dataclasses.asdict(policy))
             settled = writer.reconcile(conn, dict(transactions.metadata.tables))
             run.writer = writer
             summary = ArchiveSummary(archive, reconciled=settled.committed + settled.discarded)
@@ -233,6 +240,19 @@ def prune(
             summary, run=writer.run, rows=writer.rows, bytes=writer.bytes, files=writer.files
         )
     return PruneReport(dry_run, tuple(tables), orphans, time.perf_counter() - started, summary)
+
+
+def _archive_package() -> Any:
+    """:mod:`vestige.archive`, imported on first use: its extra is optional.
+
+    Raises:
+        ConfigError: pyarrow, fsspec or duckdb is not installed.
+    """
+    try:
+        import vestige.archive
+    except ImportError as exc:
+        raise ConfigError(NEEDS_ARCHIVE_EXTRA.format(missing=exc.name)) from None
+    return vestige.archive
 
 
 def _transaction_tables(
@@ -378,6 +398,7 @@ class _Run:
         for start in range(0, len(wanted), 1000):
             chunk = wanted[start : start + 1000]
             query = sa.select(tx.c.id, tx.c.issued_at).where(tx.c.id.in_(chunk))
+            month_of = _archive_package().month_of
             found.update((tx_id, month_of(issued)) for tx_id, issued in self.conn.execute(query))
         return found
 
@@ -488,6 +509,8 @@ class _Run:
                 )
             parts: list[Part] = []
             if rows:
+                from vestige.archive import Part  # rows are collected only with an archive
+
                 tx_name = target.transaction_id.name
                 months = self._months({row[tx_name] for row in rows})
                 parts.append(
@@ -512,6 +535,8 @@ class _Run:
         table: sa.Table, rows: list[dict[str, Any]], months: Mapping[Any, str], tx_name: str
     ) -> Part:
         """Deleted rows of a transaction table, partitioned by their transaction's month."""
+        from vestige.archive import Part  # only with an archive: its extra is installed
+
         key = [column.name for column in table.primary_key.columns] or [tx_name]
         return Part(table, rows, [months.get(row[tx_name], "unknown") for row in rows], key)
 
