@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from vestige import __version__
+from vestige.cli.archive import archive as archive_command
 from vestige.cli.check import check as check_command
 from vestige.cli.history import history_command, restore_command
 from vestige.cli.prune import prune as prune_command
@@ -46,3 +47,4 @@ app.add_command(history_command)
 app.add_command(restore_command)
 app.add_command(check_command)
 app.add_command(prune_command)
+app.add_command(archive_command)
