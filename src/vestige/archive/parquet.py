@@ -82,22 +82,29 @@ def arrow_schema(table: sa.Table) -> pa.Schema:
     return pa.schema([arrow_field(column) for column in table.c])
 
 
-def _encode(field: pa.Field, value: Any) -> Any:
-    if value is None:
-        return None
+def _converter(field: pa.Field) -> Any:
+    """How a value of ``field`` goes to Arrow: ``None`` when as it is."""
     encoded = (field.metadata or {}).get(_ENCODED)
     if encoded == b"decimal":
-        return str(value)
+        return str
     if encoded == b"json" or field.type == pa.json_():
-        return json.dumps(value, default=str, sort_keys=True)
+        return lambda value: json.dumps(value, default=str, sort_keys=True)
     if field.type == pa.uuid():
-        return (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).bytes
-    if isinstance(value, datetime) and pa.types.is_timestamp(field.type):
-        if field.type.tz is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)  # SQLite gives aware columns back naive: UTC
-        if field.type.tz is None and value.tzinfo is not None:
-            return value.astimezone(UTC).replace(tzinfo=None)
-    return value
+        return lambda value: (
+            (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).bytes
+        )
+    if pa.types.is_timestamp(field.type):
+        if field.type.tz is not None:
+            # SQLite gives aware columns back naive: they are UTC
+            return lambda value: value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        return lambda value: (
+            value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+        )
+    return None
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def sort_rows(rows: Sequence[Mapping[str, Any]], order: Sequence[str]) -> list[Mapping[str, Any]]:
@@ -108,10 +115,13 @@ def sort_rows(rows: Sequence[Mapping[str, Any]], order: Sequence[str]) -> list[M
 def encode_rows(table: sa.Table, ordered: Sequence[Mapping[str, Any]]) -> tuple[bytes, int]:
     """``ordered`` rows of ``table`` as one Parquet file: (bytes, row count)."""
     schema = arrow_schema(table)
-    arrays = [
-        pa.array([_encode(field, row[field.name]) for row in ordered], type=field.type)
-        for field in schema
-    ]
+    arrays = []
+    for field in schema:
+        values = [row[field.name] for row in ordered]
+        convert = _converter(field)
+        if convert is not None:
+            values = [None if value is None else convert(value) for value in values]
+        arrays.append(pa.array(values, type=field.type))
     buffer = io.BytesIO()
     pq.write_table(pa.Table.from_arrays(arrays, schema=schema), buffer, compression="zstd")
     return buffer.getvalue(), len(ordered)
