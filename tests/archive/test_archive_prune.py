@@ -96,6 +96,7 @@ def test_every_deleted_row_is_archived_once_with_the_layout_and_manifest(
     assert entries and all(entry["status"] == "committed" for entry in entries)
     paths = sorted(str(path.relative_to(archive)) for path in archive.rglob("*.parquet"))
     assert paths == sorted(entry["path"] for entry in entries)
+    assert not list(archive.glob("_journal/*"))  # folded into manifest.json at the end
     archived: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
         match = re.fullmatch(PART, entry["path"])

@@ -135,8 +135,13 @@ def _may_hold(entry: FileEntry, where: Mapping[str, Any]) -> bool:
     """False when the file's key range rules the record out (integer keys only)."""
     if not where or not entry.key_columns or entry.key_columns[0] not in where:
         return True
-    value = where[entry.key_columns[0]]
+    wanted = where[entry.key_columns[0]]
+    values = list(wanted) if isinstance(wanted, list | set | frozenset) else [wanted]
     low, high = entry.key_min[0], entry.key_max[0]
-    if all(isinstance(item, int) and not isinstance(item, bool) for item in (value, low, high)):
-        return bool(low <= value <= high)
+    if all(_integer(item) for item in (*values, low, high)):
+        return any(low <= value <= high for value in values)
     return True
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

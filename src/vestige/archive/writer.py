@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from vestige.archive.failpoints import failpoint
-from vestige.archive.manifest import COMMITTED, FileEntry, Manifest
+from vestige.archive.manifest import COMMITTED, DROPPED, PENDING, FileEntry, Manifest
 from vestige.archive.parquet import (
     arrow_schema,
     encode_rows,
@@ -127,7 +127,7 @@ class ArchiveWriter:
     ) -> None:
         self.target: ArchiveTarget = open_target(url)
         self.manifest = Manifest.load(self.target)
-        self.manifest.save(self.target)
+        self.manifest.compact(self.target)
         self.run = run or new_run_id()
         self.policy = dict(policy or {})
         self.batch = 0
@@ -171,7 +171,7 @@ class ArchiveWriter:
         if committed or discarded:
             self.manifest.mark(committed, COMMITTED)
             self.manifest.drop(discarded)
-            self.manifest.save(self.target)
+            self.manifest.compact(self.target)
         return Reconciled(len(committed), len(discarded))
 
     def _present(self, conn: sa.Connection, entry: FileEntry, table: sa.Table) -> int | None:
@@ -209,8 +209,7 @@ class ArchiveWriter:
             sum(entry.rows for entry, _ in files),
             sum(entry.bytes for entry, _ in files),
         )
-        self.manifest.files.extend(entry for entry, _ in files)
-        self.manifest.save(self.target)
+        self._journal(PENDING, files=[entry.to_dict() for entry, _ in files])
         failpoint("staged")
         try:
             for entry, data in files:
@@ -268,22 +267,31 @@ class ArchiveWriter:
 
     def discard(self, staged: Staged) -> None:
         """Remove a batch that will not be committed: its files and entries (best effort)."""
-        for path in staged.paths:
+        removed = []
+        for path in sorted(staged.paths):
             try:
                 self.target.remove(path)
             except ArchiveError:
                 pass  # an unremovable file stays pending; the next run settles it
             else:
-                self.manifest.drop({path})
+                removed.append(path)
         # if this fails the entries stay pending; the next run finds the rows and drops them
         with suppress(ArchiveError):
-            self.manifest.save(self.target)
+            self._journal(DROPPED, paths=removed)
+
+    def _journal(self, status: str, **step: Any) -> None:
+        order = {PENDING: 1, COMMITTED: 2, DROPPED: 2}[status]
+        name = f"{self.run}-{self.batch:06d}-{order}-{status}"
+        self.manifest.record(self.target, name, {"status": status, **step})
+
+    def close(self) -> None:
+        """Fold this run's journal into ``manifest.json`` (at the end of a run)."""
+        self.manifest.compact(self.target)
 
     def commit(self, staged: Staged) -> None:
         """Mark a batch committed, once the database has committed its deletion."""
         failpoint("committed")
-        self.manifest.mark(set(staged.paths), COMMITTED)
-        self.manifest.save(self.target)
+        self._journal(COMMITTED, paths=sorted(staged.paths))
         self.rows += staged.rows
         self.bytes += staged.bytes
         self.files += len(staged.paths)

@@ -235,6 +235,8 @@ def prune(
                 orphans = run.delete_orphans(targets, references, dependents)
         finally:
             run.drop_scratch()
+        if writer is not None:
+            writer.close()
     if writer is not None and summary is not None:
         summary = dataclasses.replace(
             summary, run=writer.run, rows=writer.rows, bytes=writer.bytes, files=writer.files
