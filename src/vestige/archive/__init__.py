@@ -12,6 +12,13 @@ Layout under the archive's root (a directory or any fsspec URL)::
 
 from __future__ import annotations
 
+import os
+
+# Arrow's jemalloc pool keeps a background thread that, when the interpreter exits while
+# it runs, can abort the process ("terminate called without an active exception", seen
+# under load after a successful `vestige archive verify`); the system allocator has none.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
 from vestige.archive.failpoints import FAILPOINT_ENV, FAILPOINT_EXIT
 from vestige.archive.manifest import COMMITTED, MANIFEST, PENDING, FileEntry, Manifest
 from vestige.archive.reader import ArchiveReader

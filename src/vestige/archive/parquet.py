@@ -11,17 +11,20 @@ field's metadata says so: ``vestige.type`` = ``decimal`` or ``json``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+
+#: A row as the database returned it: its values in the table's column order.
+Row = Sequence[Any]
 
 __all__ = [
     "arrow_field",
@@ -29,6 +32,7 @@ __all__ = [
     "decode_value",
     "encode_rows",
     "read_back",
+    "row_count",
     "sha256",
     "sort_rows",
 ]
@@ -107,28 +111,34 @@ def _uuid(value: Any) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def sort_rows(rows: Sequence[Mapping[str, Any]], order: Sequence[str]) -> list[Mapping[str, Any]]:
-    """``rows`` sorted by the ``order`` columns (UUIDs by their text, as DuckDB sorts them)."""
-    return sorted(rows, key=lambda row: tuple(_sortable(row[name]) for name in order))
+def sort_rows(rows: Sequence[Row], positions: Sequence[int]) -> list[Row]:
+    """``rows`` sorted by the values at ``positions`` (a key, then the transaction)."""
+    try:
+        return sorted(rows, key=itemgetter(*positions))
+    except TypeError:  # NULLs among the values: they sort first
+        return sorted(rows, key=lambda row: tuple(_sortable(row[i]) for i in positions))
 
 
-def encode_rows(table: sa.Table, ordered: Sequence[Mapping[str, Any]]) -> tuple[bytes, int]:
-    """``ordered`` rows of ``table`` as one Parquet file: (bytes, row count)."""
+def encode_rows(table: sa.Table, ordered: Sequence[Row]) -> tuple[bytes, int]:
+    """``ordered`` rows of ``table`` (tuples in column order) as one Parquet file:
+    (bytes, row count)."""
     schema = arrow_schema(table)
     arrays = []
-    for field in schema:
-        values = [row[field.name] for row in ordered]
+    for i, field in enumerate(schema):
+        values = [row[i] for row in ordered]
         convert = _converter(field)
         if convert is not None:
             values = [None if value is None else convert(value) for value in values]
         arrays.append(pa.array(values, type=field.type))
-    buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), buffer, compression="zstd")
-    return buffer.getvalue(), len(ordered)
+    # Arrow's own buffers, not Python file objects: no Python callbacks from Arrow's
+    # threads (which can abort the interpreter at exit while one is still running)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), sink, compression="zstd")
+    return sink.getvalue().to_pybytes(), len(ordered)
 
 
 def _sortable(value: Any) -> Any:
-    return (value is not None, str(value) if isinstance(value, uuid.UUID) else value)
+    return (value is not None, value)
 
 
 def sha256(data: bytes) -> str:
@@ -137,7 +147,12 @@ def sha256(data: bytes) -> str:
 
 def read_back(data: bytes) -> pa.Table:
     """Parse a Parquet file wholly (every page decoded), as a check that it reads."""
-    return pq.read_table(io.BytesIO(data))
+    return pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
+
+
+def row_count(data: bytes) -> int:
+    """The row count a Parquet file's footer records (the footer parsed, no page decoded)."""
+    return int(pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows)
 
 
 def decode_value(column: sa.Column[Any] | None, value: Any, *, naive_times: bool) -> Any:

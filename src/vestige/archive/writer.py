@@ -33,9 +33,11 @@ import sqlalchemy as sa
 from vestige.archive.failpoints import failpoint
 from vestige.archive.manifest import COMMITTED, DROPPED, PENDING, FileEntry, Manifest
 from vestige.archive.parquet import (
+    Row,
     arrow_schema,
     encode_rows,
     read_back,
+    row_count,
     sha256,
     sort_rows,
 )
@@ -77,13 +79,13 @@ class Part:
 
     Attributes:
         table: The table the rows were deleted from.
-        rows: The rows (column name -> value).
+        rows: The rows, each its values in the table's column order.
         months: Each row's partition (``YYYY-MM`` of its transaction).
         order: The columns to sort by: the record's key, then the transaction.
     """
 
     table: sa.Table
-    rows: Sequence[Mapping[str, Any]]
+    rows: Sequence[Row]
     months: Sequence[str]
     order: Sequence[str]
 
@@ -222,13 +224,15 @@ class ArchiveWriter:
         return staged
 
     def _encode(self, part: Part) -> list[tuple[FileEntry, bytes]]:
-        by_month: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+        by_month: dict[str, list[Row]] = defaultdict(list)
         for row, month in zip(part.rows, part.months, strict=True):
             by_month[month].append(row)
         schema = [[field.name, str(field.type)] for field in arrow_schema(part.table)]
+        names = [column.name for column in part.table.c]
+        positions = [names.index(name) for name in part.order]
         files: list[tuple[FileEntry, bytes]] = []
         for month in sorted(by_month):
-            ordered = sort_rows(by_month[month], part.order)
+            ordered = sort_rows(by_month[month], positions)
             data, count = encode_rows(part.table, ordered)
             entry = FileEntry(
                 path=part_path(part.table.name, month, self.run, self.batch),
@@ -238,8 +242,8 @@ class ArchiveWriter:
                 bytes=len(data),
                 sha256=sha256(data),
                 key_columns=list(part.order),
-                key_min=[ordered[0][name] for name in part.order],
-                key_max=[ordered[-1][name] for name in part.order],
+                key_min=[ordered[0][i] for i in positions],
+                key_max=[ordered[-1][i] for i in positions],
                 schema=schema,
                 run=self.run,
                 batch=self.batch,
@@ -255,7 +259,7 @@ class ArchiveWriter:
             problem = "its SHA-256 differs"
         else:
             try:
-                rows = read_back(written).num_rows
+                rows = row_count(written)
             except Exception as exc:  # pyarrow's errors: anything unreadable
                 rows, problem = -1, f"unreadable: {exc}"
             if problem is None and rows != entry.rows:

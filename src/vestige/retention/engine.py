@@ -383,13 +383,13 @@ class _Run:
         if self.pause:
             time.sleep(self.pause)
 
-    def _deleting(self, statement: sa.Delete, table: sa.Table, into: list[dict[str, Any]]) -> int:
-        """Run a DELETE; with an archive, collect the deleted rows (``RETURNING``) in ``into``."""
+    def _deleting(self, statement: sa.Delete, table: sa.Table, into: list[Sequence[Any]]) -> int:
+        """Run a DELETE; with an archive, collect the deleted rows (``RETURNING`` every
+        column, in the table's order) in ``into``."""
         if self.writer is None:
             return int(self.conn.execute(statement).rowcount)
-        columns = list(table.c)
-        rows = self.conn.execute(statement.returning(*columns)).all()
-        into.extend({column.name: row[i] for i, column in enumerate(columns)} for row in rows)
+        rows = self.conn.execute(statement.returning(*table.c)).all()
+        into.extend(rows)
         return len(rows)
 
     def _months(self, ids: set[Any]) -> dict[Any, str]:
@@ -496,7 +496,7 @@ class _Run:
             self._begin_batch()
             expected = min(hi, total) - lo
             count = 0
-            rows: list[dict[str, Any]] = []
+            rows: list[Sequence[Any]] = []
             if row_id is not None:
                 # by physical address, the key checked too: a row that moved since the
                 # keys were stored is not matched, and is deleted by key just below
@@ -513,13 +513,13 @@ class _Run:
             if rows:
                 from vestige.archive import Part  # rows are collected only with an archive
 
-                tx_name = target.transaction_id.name
-                months = self._months({row[tx_name] for row in rows})
+                tx_at = list(target.table.c).index(target.transaction_id)
+                months = self._months({row[tx_at] for row in rows})
                 parts.append(
                     Part(
                         target.table,
                         rows,
-                        [months.get(row[tx_name], "unknown") for row in rows],
+                        [months.get(row[tx_at], "unknown") for row in rows],
                         order,
                     )
                 )
@@ -534,13 +534,14 @@ class _Run:
 
     @staticmethod
     def _part(
-        table: sa.Table, rows: list[dict[str, Any]], months: Mapping[Any, str], tx_name: str
+        table: sa.Table, rows: list[Sequence[Any]], months: Mapping[Any, str], tx_name: str
     ) -> Part:
         """Deleted rows of a transaction table, partitioned by their transaction's month."""
         from vestige.archive import Part  # only with an archive: its extra is installed
 
         key = [column.name for column in table.primary_key.columns] or [tx_name]
-        return Part(table, rows, [months.get(row[tx_name], "unknown") for row in rows], key)
+        tx_at = [column.name for column in table.c].index(tx_name)
+        return Part(table, rows, [months.get(row[tx_at], "unknown") for row in rows], key)
 
     def _unreferenced(
         self,
@@ -599,7 +600,7 @@ class _Run:
             if ids:
                 months = self._months(set(ids)) if self.writer is not None else {}
                 for column in dependents:
-                    rows: list[dict[str, Any]] = []
+                    rows: list[Sequence[Any]] = []
                     self._deleting(
                         sa.delete(column.table).where(column.in_(ids)), column.table, rows
                     )
