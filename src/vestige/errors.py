@@ -47,6 +47,9 @@ COMMAND_EXIT_CODE_MEANINGS: Mapping[tuple[str, ExitCode], str] = {
         "verify found a file missing, changed or unlisted (named on stderr), "
         "or the archive cannot be read"
     ),
+    ("prune", ExitCode.FAILED): (
+        "the database failed, or the archive could not be written (that batch stays)"
+    ),
     ("prune", ExitCode.INTERRUPTED): (
         "interrupted (Ctrl-C or SIGTERM): stopped after the current batch; run it again to finish"
     ),
