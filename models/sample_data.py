@@ -77,7 +77,7 @@ def write_backdated_history(session: Session, package_id: int, days: int) -> int
     transaction = sa.table("transaction", sa.column("id"), sa.column("issued_at"))
     ids = list(session.scalars(sa.select(transaction.c.id).order_by(transaction.c.id)))
     start = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days)
-    step = timedelta(days=days) / max(1, len(ids))
+    step = timedelta(days=days) / max(1, len(ids) - 1)
     for index, tx_id in enumerate(ids):
         session.execute(
             sa.update(transaction)
