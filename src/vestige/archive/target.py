@@ -23,7 +23,7 @@ T = TypeVar("T")
 BAD_URL = (
     "cannot open archive {url}: {cause}; give a directory or an fsspec URL (s3://bucket/prefix)"
 )
-FAILED = "archive {url}: {action} failed: {cause}; the batch was not deleted"
+FAILED = "archive {url}: {action} failed: {cause}"
 
 
 @contextmanager

@@ -47,9 +47,7 @@ from vestige.errors import ArchiveError
 __all__ = ["ArchiveWriter", "Part", "Reconciled", "Staged", "month_of", "new_run_id", "part_path"]
 
 UNKNOWN_MONTH = "unknown"
-READ_BACK_FAILED = (
-    "archive {url}: {path} did not read back as written ({cause}); the batch was not deleted"
-)
+READ_BACK_FAILED = "archive {url}: {path} did not read back as written ({cause})"
 HALF_DELETED = (
     "archive {url}: {path} is pending and {present} of its {rows} rows are still in {table}; "
     "a batch is deleted whole, so something else changed them: inspect the file, then "

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
 
-from vestige.errors import ConfigError
+from vestige.errors import ArchiveError, ConfigError
 from vestige.registry import VersionedModel, versioned_models
 from vestige.retention.lock import pruner_lock
 from vestige.retention.policy import Policy
@@ -81,6 +81,9 @@ SQLITE_PAUSE = 0.1
 NEEDS_ARCHIVE_EXTRA = (
     "archiving needs pyarrow, fsspec and duckdb ({missing} is missing): "
     "pip install 'vestige[archive]'"
+)
+ARCHIVE_STOPPED = (
+    "stopped: the batch under way was not deleted, and every batch deleted before it is archived"
 )
 NO_MODELS = (
     "no versioned models are configured: import the models module (--models MODULE or "
@@ -222,8 +225,13 @@ def prune(
             storage.Manifest.load(storage.open_target(archive))  # it must at least read
             summary = ArchiveSummary(archive)
         elif archive is not None:
-            writer = _archive_package().ArchiveWriter(archive, policy=dataclasses.asdict(policy))
-            settled = writer.reconcile(conn, dict(transactions.metadata.tables))
+            try:
+                writer = _archive_package().ArchiveWriter(
+                    archive, policy=dataclasses.asdict(policy)
+                )
+                settled = writer.reconcile(conn, dict(transactions.metadata.tables))
+            except ArchiveError as exc:
+                raise ArchiveError(f"{exc}; nothing was deleted") from exc
             run.writer = writer
             summary = ArchiveSummary(archive, reconciled=settled.committed + settled.discarded)
         try:
@@ -233,6 +241,8 @@ def prune(
             else:
                 tables = [run.delete(i, target) for i, target in enumerate(targets)]
                 orphans = run.delete_orphans(targets, references, dependents)
+        except ArchiveError as exc:
+            raise ArchiveError(f"{exc}; {ARCHIVE_STOPPED}") from exc
         finally:
             run.drop_scratch()
         if writer is not None:
