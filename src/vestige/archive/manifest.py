@@ -123,7 +123,9 @@ class Manifest:
         elif status == DROPPED:
             self.drop(set(step.get("paths", [])))
 
-    def record(self, target: ArchiveTarget, name: str, step: dict[str, Any]) -> None:
+    def record(
+        self, target: ArchiveTarget, name: str, step: dict[str, Any], *, durable: bool = True
+    ) -> None:
         """Write one journal step and apply it here.
 
         Args:
@@ -132,9 +134,10 @@ class Manifest:
                 order steps happen (``<run>-<batch>-<step>``).
             step: ``{"status": "pending", "files": [...]}``, or ``committed`` / ``dropped``
                 with ``"paths"``.
+            durable: ``fsync`` it on a local disk (see :meth:`ArchiveTarget.write`).
         """
         path = f"{JOURNAL}/{name}.json"
-        target.write(path, json.dumps(step, default=str).encode())
+        target.write(path, json.dumps(step, default=str).encode(), durable=durable)
         self._apply(target, path, step)
         self.journals.append(path)
 

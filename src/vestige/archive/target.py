@@ -71,8 +71,15 @@ class ArchiveTarget:
             data: bytes = self.fs.cat_file(self.path(relative))
             return data
 
-    def write(self, relative: str, data: bytes) -> None:
-        """Write ``data`` to ``relative``, flushed and closed before this returns."""
+    def write(self, relative: str, data: bytes, *, durable: bool = True) -> None:
+        """Write ``data`` to ``relative``, flushed and closed before this returns.
+
+        Args:
+            relative: The path under the archive root.
+            data: The bytes.
+            durable: On a local disk, also ``fsync`` the file, so that it survives a crash
+                of the machine, not only of the process.
+        """
         full = self.path(relative)
         with storage_errors(self.url, f"writing {relative}"):
             self.fs.makedirs(posixpath.dirname(full), exist_ok=True)
@@ -80,7 +87,7 @@ class ArchiveTarget:
                 handle.write(data)
                 handle.flush()
                 fileno: Callable[[], int] | None = getattr(handle, "fileno", None)
-                if fileno is not None and self.protocol in {"file", "local"}:
+                if durable and fileno is not None and self.protocol in {"file", "local"}:
                     os.fsync(fileno())
 
     def replace(self, relative: str, data: bytes) -> None:

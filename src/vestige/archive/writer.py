@@ -284,7 +284,11 @@ class ArchiveWriter:
     def _journal(self, status: str, **step: Any) -> None:
         order = {PENDING: 1, COMMITTED: 2, DROPPED: 2}[status]
         name = f"{self.run}-{self.batch:06d}-{order}-{status}"
-        self.manifest.record(self.target, name, {"status": status, **step})
+        # Only the pending step must survive a crash of the machine: without it, deleted
+        # rows' files would be unlisted. A lost committed or dropped step leaves the
+        # files pending, and the next run settles them against the database.
+        durable = status == PENDING
+        self.manifest.record(self.target, name, {"status": status, **step}, durable=durable)
 
     def close(self) -> None:
         """Fold this run's journal into ``manifest.json`` (at the end of a run)."""
