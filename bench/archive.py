@@ -79,7 +79,7 @@ def child(url: str, now: datetime, archive: str | None) -> None:
             "seconds": seconds,
             "rss_before_kb": rss_before,
             "peak_rss_kb": _peak_rss_kb(),
-            "archive": report.archive.to_json() if report.archive else None,
+            "archive": report.archive.to_dict() if report.archive else None,
         },
         sys.stdout,
     )

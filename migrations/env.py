@@ -3,7 +3,8 @@
 The database URL comes from, in order: a connection handed over in
 ``config.attributes["connection"]`` (tests), ``sqlalchemy.url`` set on the config,
 ``DATABASE_URL``, ``[tool.vestige] database_url``, and finally ``vestige.db`` (SQLite)
-in the project directory.
+in the project directory: ``load_settings`` resolves all but the first, as the
+``vestige`` command does. The settings are loaded once, here, and handed on.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ if config.cmd_opts is not None:
 # propose dropping them (see vestige.migrations).
 check_version_tables(target_metadata)
 
+_explicit_url = None
+if config.file_config.has_section(config.config_ini_section):
+    _explicit_url = config.get_main_option("sqlalchemy.url")
+settings = load_settings(database_url=_explicit_url)
+
 
 def _configure(connection: sa.Connection | None = None, url: str | None = None) -> None:
     if connection is not None:
@@ -42,21 +48,14 @@ def _configure(connection: sa.Connection | None = None, url: str | None = None) 
         target_metadata=target_metadata,
         render_as_batch=dialect == "sqlite",
         literal_binds=connection is None,
-        # compare_type, the guard again on autogenerate, kept history columns, native
-        # triggers: see vestige.migrations.comparison_options
-        **comparison_options(target_metadata),
+        # compare_type, the guard again on autogenerate, kept history columns
+        # (on_drop_column), native triggers: see vestige.migrations.comparison_options
+        **comparison_options(target_metadata, settings),
     )
 
 
-def _database_url() -> str:
-    explicit = None
-    if config.file_config.has_section(config.config_ini_section):
-        explicit = config.get_main_option("sqlalchemy.url")
-    return explicit or load_settings().database_url
-
-
 def run_migrations_offline() -> None:
-    _configure(url=_database_url())
+    _configure(url=settings.database_url)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -70,7 +69,11 @@ def run_migrations_online() -> None:
         return
     # an Engine handed over (pytest-alembic, vestige.testing) is the caller's to dispose
     handed = isinstance(connection, sa.Engine)
-    engine = connection if handed else sa.create_engine(_database_url(), poolclass=sa.pool.NullPool)
+    engine = (
+        connection
+        if handed
+        else sa.create_engine(settings.database_url, poolclass=sa.pool.NullPool)
+    )
     with engine.connect() as connection:
         _configure(connection=connection)
         with context.begin_transaction():

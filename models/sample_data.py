@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from models import License, Maintainer, Package, Release
-from vestige.config import load_settings
+from vestige.config import database_url
 from vestige.versioning import actor
 
 DEMO_PACKAGE = "httpkit"
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also write monthly edits and spread the history over the last DAYS days",
     )
     args = parser.parse_args(argv)
-    engine = sa.create_engine(load_settings().database_url)
+    engine = sa.create_engine(database_url())
     try:
         with Session(engine) as session:
             present = session.scalar(sa.select(Package.id).where(Package.name == DEMO_PACKAGE))

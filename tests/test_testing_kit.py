@@ -96,30 +96,31 @@ def _application_url(db_url: str, template: str) -> str:
     return url.set(drivername=driver).render_as_string(hide_password=False)
 
 
-def _pytest(project: Path, database_url: str) -> subprocess.CompletedProcess[str]:
+def _pytest(project: Path, database_url: str) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """Run the project's tests in a new pytest process; its pid names its scratch databases."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "PYTHONPATH": str(ROOT),  # the reference models
     }
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:pytest_alembic"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += ["-p", "no:pytest_alembic"]
+    with subprocess.Popen(
+        command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        stdout, stderr = process.communicate(timeout=600)
+    return process.pid, subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def _scratch_databases(engine: sa.Engine) -> list[str]:
+def _scratch_databases(engine: sa.Engine, pid: int) -> list[str]:
+    """The scratch databases made by process ``pid`` that still exist."""
     if engine.dialect.name != "postgresql":
         return []
     with engine.connect() as connection:
         return list(
             connection.scalars(
-                sa.text("SELECT datname FROM pg_database WHERE datname LIKE :prefix"),
-                {"prefix": SCRATCH_PREFIX + "%"},
+                sa.text("SELECT datname FROM pg_database WHERE starts_with(datname, :prefix)"),
+                {"prefix": f"{SCRATCH_PREFIX}{pid}_"},
             )
         )
 
@@ -139,10 +140,9 @@ def run_kit(
     ) -> tuple[Path, subprocess.CompletedProcess[str]]:
         project = _project(tmp_path, template, fixed=fixed)
         (project / "conftest.py").write_text(conftest, encoding="utf-8")
-        scratch_before = _scratch_databases(migrated_engine)
-        result = _pytest(project, _application_url(db_url, template))
+        pid, result = _pytest(project, _application_url(db_url, template))
         assert _contents(migrated_engine) == full_database
-        assert _scratch_databases(migrated_engine) == scratch_before
+        assert _scratch_databases(migrated_engine, pid) == []
         return project, result
 
     return run

@@ -26,6 +26,9 @@ need it: add ``-p no:pytest_alembic`` to pytest's ``addopts`` if you see
 
 Fixtures (override any in ``conftest.py``):
 
+- ``vestige_settings``: the project's settings, loaded once per test session
+  (``load_settings()``); the fixtures below take the project directory, the database's
+  backend and the models module from it;
 - ``alembic_config``: the Alembic config (default: the project's, read as ``alembic``
   reads it), a ``dict`` or a ``pytest_alembic.Config`` as pytest-alembic takes;
 - ``alembic_engine``: the scratch database the tests migrate; an override must be empty;
@@ -54,6 +57,7 @@ Tests:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
@@ -75,7 +79,7 @@ from pytest_alembic.tests.default import (
     test_upgrade,
 )
 
-from vestige.config import load_settings, render_url
+from vestige.config import Settings, load_settings, render_url
 from vestige.errors import first_line
 from vestige.migrations import native, probe
 from vestige.migrations.check import check, models_metadata, project_alembic_config
@@ -124,25 +128,33 @@ NO_SCRATCH = (
 )
 
 
+@pytest.fixture(scope="session")
+def vestige_settings() -> Settings:
+    """The project's settings, loaded once; override to point the kit elsewhere."""
+    return load_settings()
+
+
 @pytest.fixture
-def alembic_config() -> alembic.config.Config | dict[str, Any] | PytestAlembicConfig:
+def alembic_config(
+    vestige_settings: Settings,
+) -> alembic.config.Config | dict[str, Any] | PytestAlembicConfig:
     """The project's Alembic config, read as ``alembic`` reads it; override to change it.
 
     It never carries the application's database URL: the migrations run on
     ``alembic_engine`` only.
     """
-    return project_alembic_config(load_settings().project_root)
+    return project_alembic_config(vestige_settings.project_root)
 
 
 @pytest.fixture
-def alembic_engine(tmp_path: Path) -> Iterator[sa.Engine]:
+def alembic_engine(tmp_path: Path, vestige_settings: Settings) -> Iterator[sa.Engine]:
     """A scratch database, created for the test and dropped after it.
 
     On the backend of the application's database (``DATABASE_URL``, else
     ``[tool.vestige] database_url``): a new database on the same PostgreSQL server, else
     a SQLite file in ``tmp_path``. The application's database itself is never migrated.
     """
-    with scratch_database(load_settings().database_url, tmp_path) as engine:
+    with scratch_database(vestige_settings.database_url, tmp_path) as engine:
         yield engine
 
 
@@ -164,7 +176,9 @@ def scratch_database(url: str | sa.URL, directory: Path) -> Iterator[sa.Engine]:
             engine.dispose()
         return
     server = server.set(drivername="postgresql+psycopg2")  # the kit runs synchronously
-    name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+    # The pid names the test process that made it: one left by a killed run is traceable,
+    # and safe to drop once that process is gone.
+    name = f"{SCRATCH_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     try:
         with admin.connect() as connection:
@@ -257,10 +271,9 @@ def env_py_problem(
 
 
 @pytest.fixture
-def vestige_metadata() -> sa.MetaData:
+def vestige_metadata(vestige_settings: Settings) -> sa.MetaData:
     """The versioned models' metadata, from ``[tool.vestige] models``."""
-    settings = load_settings()
-    import_models(settings.models, settings.project_root)
+    import_models(vestige_settings.models, vestige_settings.project_root)
     return models_metadata()
 
 

@@ -29,6 +29,7 @@ from vestige.testing import (  # noqa: F401 (fixtures and tests, collected here)
     test_vestige_check_at_head,
     vestige_metadata,
     vestige_row_values,
+    vestige_settings,
 )
 
 pytestmark = pytest.mark.usefixtures("fast_sqlite")

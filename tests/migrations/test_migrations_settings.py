@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from vestige.config import MigrationSettings, load_settings
 from vestige.errors import ConfigError
-from vestige.migrations.autogenerate import migrations_section, on_drop_column_setting
+from vestige.migrations import comparison_options
+from vestige.migrations.autogenerate import on_drop_column_setting
 
 
 class _Environment:
@@ -25,10 +28,12 @@ class _Context:
 
 def test_default_keeps_history() -> None:
     assert on_drop_column_setting(_Context()) == "keep"
+    assert on_drop_column_setting(_Context(), "drop") == "drop"
 
 
 def test_x_argument_wins() -> None:
     assert on_drop_column_setting(_Context(on_drop_column="drop")) == "drop"
+    assert on_drop_column_setting(_Context(on_drop_column="keep"), "drop") == "keep"
 
 
 def test_bad_value_is_refused() -> None:
@@ -36,11 +41,38 @@ def test_bad_value_is_refused() -> None:
         on_drop_column_setting(_Context(on_drop_column="purge"))
 
 
-def test_section_keys_are_checked() -> None:
-    assert migrations_section({"migrations": {"on_drop_column": "drop"}}) == {
-        "on_drop_column": "drop"
-    }
-    with pytest.raises(
-        ConfigError, match=r"unknown key\(s\) in \[tool.vestige.migrations\]: on_drop"
-    ):
-        migrations_section({"migrations": {"on_drop": "drop"}})
+def _pyproject(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(f"[tool.vestige.migrations]\n{body}\n")
+    return path
+
+
+def test_section_is_read_into_the_settings(tmp_path: Path) -> None:
+    settings = load_settings(_pyproject(tmp_path, 'on_drop_column = "drop"'))
+    assert settings.migrations == MigrationSettings(on_drop_column="drop")
+    assert load_settings(_pyproject(tmp_path, "")).migrations.on_drop_column == "keep"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('on_drop = "drop"', r"unknown key\(s\) in \[tool.vestige.migrations\]: on_drop"),
+        (
+            'on_drop_column = "purge"',
+            r"migrations.on_drop_column must be one of keep, drop, not 'purge'",
+        ),
+    ],
+)
+def test_section_is_checked(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(_pyproject(tmp_path, body))
+
+
+def test_comparison_options_carry_the_setting(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    settings = load_settings(_pyproject(tmp_path, 'on_drop_column = "drop"'))
+    hook = comparison_options(sa.MetaData(), settings)["process_revision_directives"]
+    assert hook.keywords == {"on_drop_column": "drop"}
+    default = comparison_options(sa.MetaData())["process_revision_directives"]
+    assert default.keywords == {"on_drop_column": "keep"}

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 import models
 from tests.support.history_invariants import history_problems
-from vestige.config import Settings
+from vestige.config import Settings, load_settings
 from vestige.errors import ConfigError, UnversionedWriteError, UnversionedWriteWarning
 from vestige.versioning.bulk import (
     BAD_MODE_MESSAGE,
@@ -225,11 +225,35 @@ def test_version_mode_mixes_with_session_changes_in_one_transaction(
 
 
 def test_mode_comes_from_the_argument_then_settings_then_warn(tmp_path: Path) -> None:
-    settings = Settings(project_root=tmp_path, database_url="sqlite://", raw={})
+    settings = Settings(project_root=tmp_path, database_url="sqlite://")
     assert bulk_write_mode(settings) == "warn"
-    settings = Settings(tmp_path, "sqlite://", raw={"bulk_writes": "version"})
+    settings = Settings(tmp_path, "sqlite://", bulk_writes="version")
     assert bulk_write_mode(settings) == "version"
     assert bulk_write_mode(settings, "raise") == "raise"
     with pytest.raises(ConfigError) as caught:
-        bulk_write_mode(Settings(tmp_path, "sqlite://", raw={"bulk_writes": "log"}))
+        bulk_write_mode(settings, "log")
     assert str(caught.value) == BAD_MODE_MESSAGE.format(modes="warn, raise, version", value="log")
+    (tmp_path / "pyproject.toml").write_text('[tool.vestige]\nbulk_writes = "log"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path / "pyproject.toml")
+    assert str(caught.value) == BAD_MODE_MESSAGE.format(modes="warn, raise, version", value="log")
+
+
+def test_mode_does_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "service"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[tool.vestige]\nbulk_writes = "raise"\n')
+    settings = load_settings(project / "pyproject.toml")
+    modes = {}
+    for where in (project, tmp_path):
+        monkeypatch.chdir(where)
+        modes[where.name] = (
+            install_bulk_write_guard().mode,
+            install_bulk_write_guard(settings=settings).mode,
+        )
+    install_bulk_write_guard("warn")
+    # Without settings nothing is read behind the caller's back; with them, the same mode
+    # wherever the service starts.
+    assert modes == {project.name: ("warn", "raise"), tmp_path.name: ("warn", "raise")}

@@ -9,6 +9,7 @@ from vestige.cli.support import Project, models_option
 from vestige.errors import exit_codes_help
 from vestige.migrations.check import check as run_check
 from vestige.migrations.check import models_metadata, project_alembic_config
+from vestige.migrations.lint import LOCK_KIND, lint_pending
 
 OK_LINE = "ok: at head {heads}; {version_tables} version tables checked{native}"
 LINT_SKIPPED = "lint: skipped, its rules are PostgreSQL's and this database is {dialect}"
@@ -56,26 +57,18 @@ def check(
     metadata = models_metadata()
     with project.engine() as engine:
         report = run_check(config, engine, metadata)
-        lint_findings = None
         if lint:
-            from vestige.migrations.lint import lint_pending
-
-            lint_findings = lint_pending(config, engine)
+            report = report.with_lint(lint_pending(config, engine))
         dialect = engine.dialect.name
-    findings = report.findings + (lint_findings or [])
+    findings = report.findings
     if as_json:
-        data = report.as_dict()
-        data["findings"] = [finding.as_dict() for finding in findings]
-        data["ok"] = not findings
-        if lint:
-            data["lint"] = "skipped" if lint_findings is None else "done"
-        echo_json(data)
+        echo_json(report.to_dict())
     else:
         for finding in findings:
             click.echo(finding.line())
-        if lint and lint_findings is None:
+        if report.lint == "skipped":
             click.echo(LINT_SKIPPED.format(dialect=dialect))
-        elif lint and not lint_findings:
+        elif report.lint == "done" and not any(f.kind == LOCK_KIND for f in findings):
             click.echo(LINT_NOTHING)
         if not findings:
             native = f", {report.native_tables} native triggers" if report.native_tables else ""

@@ -134,7 +134,7 @@ def prune(
         project, policy, url, size, archive, dry_run=dry_run, progress=stderr_is_terminal()
     )
     if as_json:
-        echo_json(report.to_json(), indent=None)
+        echo_json(report.to_dict(), indent=None)
     else:
         _print_report(stdout_console(), report)
 
@@ -243,7 +243,7 @@ class _Tally:
     def interrupted(self) -> Interrupted:
         """The error that ends an interrupted run, with its partial report."""
         batches = f"{self.batches} committed batch{'' if self.batches == 1 else 'es'}"
-        # named as in PruneReport.to_json: a dry run's counts are what it would delete
+        # named as in PruneReport.to_dict: a dry run's counts are what it would delete
         deleted = "would_delete" if self.dry_run else "deleted"
         tables = [
             {"table": phase, deleted: done}

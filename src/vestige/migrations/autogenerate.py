@@ -13,22 +13,21 @@ Run from :func:`vestige.migrations.process_revision_directives` once the guard p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 
-from vestige.config import load_settings
+from vestige.config import ON_DROP_COLUMN, OnDropColumn
 from vestige.errors import ConfigError
 from vestige.migrations import native
 from vestige.migrations.tables import version_tables_by_base
 from vestige.versioning.setup import versioning_manager
 
-ON_DROP_COLUMN = ("keep", "drop")
 KEPT_NOTE = (
     "vestige: {version_table}.{column} is kept: the history of {table}.{column} stays "
     '(nullable); set [tool.vestige.migrations] on_drop_column = "drop" to drop it too'
@@ -50,46 +49,25 @@ DROPPED_TABLE_NOTE = (
 NOT_NULL_NOTE = "vestige: {version_table}.{column} becomes nullable, so new versions can omit it"
 
 
-MIGRATIONS_KEYS = frozenset({"on_drop_column"})
+def on_drop_column_setting(context: Any, default: OnDropColumn = "keep") -> OnDropColumn:
+    """``keep`` or ``drop``: ``-x on_drop_column=...`` wins over ``default``.
 
-
-def migrations_section(raw: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``[tool.vestige.migrations]``, checked for keys Vestige does not know.
-
-    Raises:
-        ConfigError: It is not a table, or has unknown keys.
-    """
-    section = raw.get("migrations", {})
-    if not isinstance(section, Mapping):
-        raise ConfigError("[tool.vestige.migrations] must be a table")
-    unknown = sorted(set(section) - MIGRATIONS_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) in [tool.vestige.migrations]: {', '.join(unknown)}; "
-            f"known keys are {', '.join(sorted(MIGRATIONS_KEYS))}"
-        )
-    return section
-
-
-def on_drop_column_setting(context: Any) -> str:
-    """``keep`` or ``drop``: ``-x on_drop_column=...`` wins over ``[tool.vestige.migrations]``.
+    ``default`` is the project's ``[tool.vestige.migrations] on_drop_column``, handed
+    over by :func:`vestige.migrations.comparison_options` from the settings ``env.py``
+    loaded.
 
     Raises:
-        ConfigError: The value is neither.
+        ConfigError: The ``-x`` value is neither.
     """
     value: Any = None
     environment = getattr(context, "environment_context", None)
     if environment is not None:
         value = environment.get_x_argument(as_dictionary=True).get("on_drop_column")
     if not isinstance(value, str):
-        value = None
-    if value is None:
-        value = migrations_section(load_settings().raw).get("on_drop_column", "keep")
+        return default
     if value not in ON_DROP_COLUMN:
-        raise ConfigError(
-            f"[tool.vestige.migrations] on_drop_column must be 'keep' or 'drop', not {value!r}"
-        )
-    return str(value)
+        raise ConfigError(f"-x on_drop_column must be 'keep' or 'drop', not {value!r}")
+    return cast(OnDropColumn, value)
 
 
 # --- operations that only render (notes) or call vestige.migrations.native -----------
@@ -228,13 +206,21 @@ def _modify_ops(upgrade_ops: ops.UpgradeOps, table: str, schema: str | None) -> 
     return created
 
 
-def rewrite(context: Any, script: ops.MigrationScript, metadata: sa.MetaData) -> None:
-    """Apply Vestige's rules to one proposed revision (see the module docstring)."""
+def rewrite(
+    context: Any,
+    script: ops.MigrationScript,
+    metadata: sa.MetaData,
+    on_drop_column: OnDropColumn = "keep",
+) -> None:
+    """Apply Vestige's rules to one proposed revision (see the module docstring).
+
+    ``on_drop_column`` is the project's setting; ``-x on_drop_column=...`` wins over it.
+    """
     upgrade_ops = getattr(script, "upgrade_ops", None)
     if not isinstance(upgrade_ops, ops.UpgradeOps):
         return
     versioned = version_tables_by_base(metadata)
-    mode = on_drop_column_setting(context)
+    mode = on_drop_column_setting(context, on_drop_column)
     bind = getattr(context, "bind", None)
     connection = bind if isinstance(bind, sa.Connection) else None
     inspector = sa.inspect(connection) if connection is not None else None

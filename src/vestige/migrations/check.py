@@ -19,7 +19,7 @@ import configparser
 import os
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,8 @@ class Finding:
         """The finding as printed: ``table: message; fix: fix``."""
         return f"{self.table}: {self.message}; fix: {self.fix}"
 
-    def as_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str]:
+        """The finding as in ``vestige check --json``: kind, table, message, fix."""
         return asdict(self)
 
 
@@ -117,25 +118,40 @@ class CheckReport:
         heads: The head revision(s) of the history.
         version_tables: How many version tables the models have.
         native_tables: How many of them are written by native triggers.
+        lint: ``None`` when the pending migrations were not linted, else ``"done"`` or
+            ``"skipped"`` (see :meth:`with_lint`).
     """
 
     findings: list[Finding]
     heads: tuple[str, ...]
     version_tables: int
     native_tables: int
+    lint: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.findings
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
+    def with_lint(self, findings: list[Finding] | None) -> CheckReport:
+        """This report with the lint's findings added; ``None`` means the lint was skipped."""
+        return replace(
+            self,
+            findings=[*self.findings, *(findings or [])],
+            lint="skipped" if findings is None else "done",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as ``vestige check --json`` prints it."""
+        data: dict[str, Any] = {
             "ok": self.ok,
             "heads": list(self.heads),
             "version_tables": self.version_tables,
             "native_tables": self.native_tables,
-            "findings": [finding.as_dict() for finding in self.findings],
+            "findings": [finding.to_dict() for finding in self.findings],
         }
+        if self.lint is not None:
+            data["lint"] = self.lint
+        return data
 
 
 def models_metadata() -> sa.MetaData:

@@ -24,10 +24,12 @@ one reviewed-looking revision.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 
+from vestige.config import MigrationSettings, OnDropColumn, Settings
 from vestige.errors import VersionTablesMissing
 from vestige.migrations.autogenerate import rewrite
 from vestige.migrations.tables import expected_version_tables, missing_version_tables
@@ -59,19 +61,23 @@ def check_version_tables(metadata: sa.MetaData | Iterable[sa.MetaData] | None) -
         raise VersionTablesMissing(missing)
 
 
-def process_revision_directives(context: Any, revision: Any, directives: list[Any]) -> None:
+def process_revision_directives(
+    context: Any, revision: Any, directives: list[Any], on_drop_column: OnDropColumn = "keep"
+) -> None:
     """Alembic hook: run :func:`check_version_tables`, then make the revision history-aware.
 
     After the guard, each proposed revision goes through
-    :func:`vestige.migrations.autogenerate.rewrite`: dropped columns keep their history,
-    likely renames are pointed out, and native audit triggers follow the columns.
+    :func:`vestige.migrations.autogenerate.rewrite`: dropped columns keep their history
+    (unless ``on_drop_column`` is ``drop``), likely renames are pointed out, and native
+    audit triggers follow the columns. :func:`comparison_options` binds
+    ``on_drop_column`` from the project's settings.
     """
     metadata = context.opts.get("target_metadata")
     check_version_tables(metadata)
     if not isinstance(metadata, sa.MetaData):
         return
     for script in directives:
-        rewrite(context, script, metadata)
+        rewrite(context, script, metadata, on_drop_column)
 
 
 def kept_history_column(metadata: sa.MetaData) -> Callable[..., bool]:
@@ -95,16 +101,28 @@ def kept_history_column(metadata: sa.MetaData) -> Callable[..., bool]:
     return include_object
 
 
-def comparison_options(metadata: sa.MetaData) -> dict[str, Any]:
+def comparison_options(
+    metadata: sa.MetaData, settings: Settings | MigrationSettings | None = None
+) -> dict[str, Any]:
     """The ``context.configure`` options Vestige needs, for ``env.py`` and ``vestige check``::
 
-    context.configure(connection=..., target_metadata=target_metadata,
-                      **comparison_options(target_metadata))
+        settings = load_settings(database_url=config.get_main_option("sqlalchemy.url"))
+        context.configure(connection=..., target_metadata=target_metadata,
+                          **comparison_options(target_metadata, settings))
+
+    Args:
+        metadata: The target metadata, version tables included.
+        settings: The project's settings (or their ``migrations`` section): where
+            ``on_drop_column`` comes from. Without them, dropped columns keep their history.
     """
+    section = settings.migrations if isinstance(settings, Settings) else settings
+    on_drop_column = section.on_drop_column if section is not None else "keep"
     return {
         "compare_type": True,
         "include_object": kept_history_column(metadata),
-        "process_revision_directives": process_revision_directives,
+        "process_revision_directives": partial(
+            process_revision_directives, on_drop_column=on_drop_column
+        ),
     }
 
 

@@ -37,7 +37,7 @@ class TableReport:
     kept: int
     oldest_kept_issued_at: datetime | None
 
-    def to_json(self, dry_run: bool = False) -> dict[str, Any]:
+    def to_dict(self, dry_run: bool = False) -> dict[str, Any]:
         """This report as the JSON object the command line prints.
 
         Args:
@@ -73,7 +73,7 @@ class ArchiveSummary:
     bytes: int = 0
     reconciled: int = 0
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "url": self.url,
             "run": self.run,
@@ -107,7 +107,7 @@ class PruneReport:
         """Version rows deleted (or that would be) over every table."""
         return sum(table.deleted for table in self.tables)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The report as the one JSON object ``vestige prune --json`` prints.
 
         A dry run's counts are ``would_delete`` and ``transactions_would_delete``.
@@ -115,12 +115,12 @@ class PruneReport:
         transactions = "transactions_would_delete" if self.dry_run else "transactions_deleted"
         found: dict[str, Any] = {
             "dry_run": self.dry_run,
-            "tables": [table.to_json(self.dry_run) for table in self.tables],
+            "tables": [table.to_dict(self.dry_run) for table in self.tables],
             transactions: self.transactions_deleted,
             "seconds": round(self.seconds, 3),
         }
         if self.archive is not None:
-            found["archive"] = self.archive.to_json()
+            found["archive"] = self.archive.to_dict()
         return found
 
 

@@ -40,13 +40,13 @@ from __future__ import annotations
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal, cast, get_args
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 from sqlalchemy_continuum import VersioningManager, version_class
 
-from vestige.config import Settings, find_pyproject, read_tool_table
+from vestige.config import BULK_WRITE_MODES, BulkWriteMode, Settings
 from vestige.errors import ConfigError, UnversionedWriteError, UnversionedWriteWarning
 from vestige.versioning.bulk_versions import version_statement
 
@@ -60,8 +60,6 @@ __all__ = [
     "remove_bulk_write_guard",
 ]
 
-BulkWriteMode = Literal["warn", "raise", "version"]
-BULK_WRITE_MODES: tuple[str, ...] = get_args(BulkWriteMode)
 DEFAULT_MODE: BulkWriteMode = "warn"
 SKIP_OPTION = "vestige_unversioned"
 
@@ -75,22 +73,16 @@ BAD_MODE_MESSAGE = "[tool.vestige] bulk_writes must be one of {modes}, not {valu
 
 
 def bulk_write_mode(settings: Settings | None = None, value: Any = None) -> BulkWriteMode:
-    """The bulk-write mode: ``value`` if given, else the settings', else ``"warn"``.
+    """The bulk-write mode: ``value`` if given, else ``settings.bulk_writes``, else ``"warn"``.
 
-    Without ``settings`` the nearest ``pyproject.toml`` above the working directory is
-    read for ``[tool.vestige] bulk_writes``.
+    Nothing is read from ``pyproject.toml`` here: an application that keeps the mode in
+    ``[tool.vestige] bulk_writes`` loads its settings and passes them (or the mode).
 
     Raises:
         ConfigError: The mode is not one of ``warn``, ``raise``, ``version``.
     """
     if value is None:
-        if settings is not None:
-            value = settings.raw.get("bulk_writes")
-        else:
-            pyproject = find_pyproject()
-            value = read_tool_table(pyproject).get("bulk_writes") if pyproject else None
-    if value is None:
-        return DEFAULT_MODE
+        value = settings.bulk_writes if settings is not None else DEFAULT_MODE
     if value not in BULK_WRITE_MODES:
         raise ConfigError(BAD_MODE_MESSAGE.format(modes=", ".join(BULK_WRITE_MODES), value=value))
     return cast(BulkWriteMode, value)
@@ -161,8 +153,8 @@ def install_bulk_write_guard(
     """Guard bulk statements on versioned models in every session; replaces an earlier guard.
 
     Args:
-        mode: ``warn``, ``raise`` or ``version``; by default ``[tool.vestige] bulk_writes``
-            (from ``settings`` or the nearest ``pyproject.toml``), else ``warn``.
+        mode: ``warn``, ``raise`` or ``version``; by default ``settings.bulk_writes``,
+            else ``warn``.
         manager: The Continuum manager (default: Continuum's global one).
         settings: Settings to read the mode from.
 

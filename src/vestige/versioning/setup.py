@@ -132,7 +132,8 @@ def make_versioned(
             ``sqlalchemy_continuum.UnitOfWork`` to go back to stock Continuum.
         bulk_writes: What bulk ``update()``/``delete()``/``insert()`` statements on
             versioned models do: ``"warn"``, ``"raise"`` or ``"version"`` (see
-            :mod:`vestige.versioning.bulk`); by default ``[tool.vestige] bulk_writes``, else warn.
+            :mod:`vestige.versioning.bulk`); ``warn`` by default. To keep the mode in
+            ``[tool.vestige] bulk_writes``, pass ``load_settings(...).bulk_writes``.
 
     Returns:
         The configured manager. Calling again with the same manager changes nothing.
