@@ -3,11 +3,18 @@
 Run as ``python -m models.sample_data``: writes the data once (a second run finds it
 and writes nothing) and prints the demo package's primary key, which
 ``./scripts/demo`` hands to ``vestige history``.
+
+``python -m models.sample_data --backdate-days 730`` makes a database whose history
+spans two years, for the retention and archive walk-through (docs/archive.md): after the
+sample data it writes a monthly edit of the package and its first release for the whole
+span, then spreads every transaction evenly over the last 730 days, oldest first.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -54,14 +61,56 @@ def write_sample_data(session: Session) -> int:
     return package.id
 
 
-def main() -> int:
+def write_backdated_history(session: Session, package_id: int, days: int) -> int:
+    """Edit the package and its first release once a month over ``days`` days, then date
+    every transaction evenly over the last ``days`` days, in id order; return the edits."""
+    package = session.get_one(Package, package_id)
+    maintainers = list(session.scalars(sa.select(Maintainer).order_by(Maintainer.id)))
+    edits = max(1, days // 30)
+    for month in range(1, edits + 1):
+        author = maintainers[month % len(maintainers)]
+        with actor(user_id=author.id, remote_addr="192.0.2.10"):
+            package.summary = f"A small, typed HTTP client (edition {month})"
+            if package.releases:
+                package.releases[0].requires_python = f">=3.{10 + month % 4}"
+            session.commit()
+    transaction = sa.table("transaction", sa.column("id"), sa.column("issued_at"))
+    ids = list(session.scalars(sa.select(transaction.c.id).order_by(transaction.c.id)))
+    start = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days)
+    step = timedelta(days=days) / max(1, len(ids) - 1)
+    for index, tx_id in enumerate(ids):
+        session.execute(
+            sa.update(transaction)
+            .where(transaction.c.id == tx_id)
+            .values(issued_at=start + step * index)
+        )
+    session.commit()
+    return edits
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.sample_data")
+    parser.add_argument(
+        "--backdate-days",
+        type=int,
+        metavar="DAYS",
+        help="also write monthly edits and spread the history over the last DAYS days",
+    )
+    args = parser.parse_args(argv)
     engine = sa.create_engine(database_url())
     try:
         with Session(engine) as session:
             present = session.scalar(sa.select(Package.id).where(Package.name == DEMO_PACKAGE))
             if present is not None:
                 print(f"{DEMO_PACKAGE} is already there: nothing written", file=sys.stderr)
-            print(write_sample_data(session))
+            package_id = write_sample_data(session)
+            if args.backdate_days and present is None:
+                edits = write_backdated_history(session, package_id, args.backdate_days)
+                print(
+                    f"{edits} monthly edits; history spread over {args.backdate_days} days",
+                    file=sys.stderr,
+                )
+            print(package_id)
     finally:
         engine.dispose()
     return 0

@@ -74,3 +74,22 @@ def test_pruner_runs_the_json_prune_on_an_interval_against_the_db_service() -> N
     script = " ".join(pruner["command"])
     assert "vestige prune --yes --json" in script
     assert 'sleep "$${VESTIGE_PRUNE_INTERVAL}"' in script  # $$: compose passes one $ to sh
+
+
+def test_every_pruner_recipe_takes_the_archive_url() -> None:
+    """compose passes VESTIGE_ARCHIVE_URL (empty: no archive) and mounts a volume for it;
+    the docs' cron, systemd and Kubernetes recipes and scripts/prune set or pass it."""
+    compose = _compose()
+    pruner = compose["services"]["pruner"]
+    assert pruner["environment"]["VESTIGE_ARCHIVE_URL"] == "${VESTIGE_ARCHIVE_URL:-}"
+    [volume] = pruner["volumes"]
+    name, _, target = volume.partition(":")
+    assert name in compose["volumes"] and target == "/archive"
+    page = (ROOT / "docs" / "retention.md").read_text()
+    scheduling = page.split("## Scheduling", 1)[1].split("\n## ", 1)[0]
+    assert "VESTIGE_ARCHIVE_URL=/archive docker compose up -d pruner" in scheduling
+    assert re.search(r"^17 3 .*VESTIGE_ARCHIVE_URL=\S+ .*vestige prune --yes", scheduling, re.M)
+    assert "Environment=VESTIGE_ARCHIVE_URL=" in scheduling
+    assert "- name: VESTIGE_ARCHIVE_URL" in scheduling
+    assert "VESTIGE_ARCHIVE_URL" in (ROOT / "scripts" / "prune").read_text()
+    assert "[archive]" in (ROOT / "Dockerfile").read_text()

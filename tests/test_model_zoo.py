@@ -39,6 +39,7 @@ READINGS = (
     "cli --diff --json",
     "restore plan",
     "prune",
+    "archive",
 )
 
 

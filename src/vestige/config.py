@@ -24,7 +24,11 @@ import sqlalchemy as sa
 from vestige.errors import ConfigError
 
 DEFAULT_SQLITE_FILE = "vestige.db"
-KNOWN_KEYS = frozenset({"database_url", "models", "retention", "migrations", "bulk_writes"})
+KNOWN_KEYS = frozenset(
+    {"database_url", "models", "retention", "migrations", "bulk_writes", "archive_url"}
+)
+#: The environment variable naming the archive; it wins over ``[tool.vestige] archive_url``.
+ARCHIVE_URL_ENV = "VESTIGE_ARCHIVE_URL"
 MIGRATIONS_KEYS = frozenset({"on_drop_column"})
 
 BulkWriteMode = Literal["warn", "raise", "version"]
@@ -61,6 +65,8 @@ class Settings:
         migrations: ``[tool.vestige.migrations]``.
         raw: The whole ``[tool.vestige]`` table; ``[tool.vestige.retention]`` is parsed
             from it by :func:`vestige.retention.load_policy`.
+        archive_url: Where pruned history is archived and read back from
+            (``VESTIGE_ARCHIVE_URL``, else ``[tool.vestige] archive_url``; ``None``: nowhere).
     """
 
     project_root: Path
@@ -69,6 +75,7 @@ class Settings:
     bulk_writes: BulkWriteMode = "warn"
     migrations: MigrationSettings = field(default_factory=MigrationSettings)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    archive_url: str | None = None
 
     @property
     def safe_url(self) -> str:
@@ -118,7 +125,8 @@ def load_settings(
 
     Args:
         pyproject: The file to read; by default the nearest one above the working directory.
-        environ: The environment (default ``os.environ``); ``DATABASE_URL`` is read from it.
+        environ: The environment (default ``os.environ``); ``DATABASE_URL`` and
+            ``VESTIGE_ARCHIVE_URL`` are read from it.
         database_url: An explicit URL, winning over everything else.
         models: An explicit models module, winning over ``[tool.vestige] models``.
 
@@ -147,7 +155,20 @@ def load_settings(
         bulk_writes=_choice(table, "bulk_writes", BULK_WRITE_MODES, "warn"),
         migrations=_migration_settings(table),
         raw=table,
+        archive_url=_archive_url(environ, table, root),
     )
+
+
+def _archive_url(
+    environ: Mapping[str, str] | None, table: Mapping[str, Any], root: Path
+) -> str | None:
+    """``VESTIGE_ARCHIVE_URL``, else ``[tool.vestige] archive_url`` (a relative directory
+    there is relative to the project), else ``None``."""
+    env = os.environ if environ is None else environ
+    archive = _string(table, "archive_url")
+    if archive and "://" not in archive and not Path(archive).is_absolute():
+        archive = str(root / archive)
+    return env.get(ARCHIVE_URL_ENV) or archive or None
 
 
 def database_url(

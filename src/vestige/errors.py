@@ -43,6 +43,13 @@ EXIT_CODE_MEANINGS: Mapping[ExitCode, str] = {
 #: Where a command gives an exit code its own meaning.
 COMMAND_EXIT_CODE_MEANINGS: Mapping[tuple[str, ExitCode], str] = {
     ("check", ExitCode.FAILED): "something is out of date (one line each), or the database failed",
+    ("archive", ExitCode.FAILED): (
+        "verify found a file missing, changed or unlisted (named on stderr), "
+        "or the archive cannot be read"
+    ),
+    ("prune", ExitCode.FAILED): (
+        "the database failed, or the archive could not be written (that batch stays)"
+    ),
     ("prune", ExitCode.INTERRUPTED): (
         "interrupted (Ctrl-C or SIGTERM): stopped after the current batch; run it again to finish"
     ),
@@ -52,11 +59,13 @@ _READ_ONLY = (ExitCode.OK, ExitCode.FAILED, ExitCode.BAD_INPUT, ExitCode.INTERRU
 
 #: The exit codes of every command: the one table ``--help`` and docs/exit-codes.md show.
 COMMAND_EXIT_CODES: Mapping[str, tuple[ExitCode, ...]] = {
+    "archive": _READ_ONLY,
     "check": _READ_ONLY,
     "history": _READ_ONLY,
     "prune": (*_READ_ONLY[:3], ExitCode.BUSY, ExitCode.DECLINED, ExitCode.INTERRUPTED),
     "restore": (*_READ_ONLY[:3], ExitCode.DECLINED, ExitCode.CHANGED, ExitCode.INTERRUPTED),
     "serve": _READ_ONLY[:3],
+    "stats": _READ_ONLY,
 }
 
 
@@ -204,3 +213,10 @@ class RestoreConflict(VestigeError):
     """
 
     exit_code = ExitCode.CHANGED
+
+
+class ArchiveError(VestigeError):
+    """The archive cannot be opened, written or read, or does not match its manifest.
+
+    Raised before the batch it concerns is deleted: that batch stays in the database.
+    """

@@ -3,7 +3,8 @@
     python -m tests.support.zoo_scenario DATABASE_URL RESULTS.json
 
 Runs in a process of its own (see :mod:`tests.support.zoo_models`). Each reading of
-Vestige (the Python API, the CLI's ``--json``, the restore plan, pruning) is compared with
+Vestige (the Python API, the CLI's ``--json``, the restore plan, pruning, history read
+back from the archive after an archiving prune) is compared with
 what SQLAlchemy-Continuum itself loads through its version classes, record by record.
 The results are one row per (reading, shape): whether every record of that shape agreed,
 and the first disagreement; ``tests/test_model_zoo.py`` asserts them.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import uuid
 import warnings
 from collections import defaultdict
@@ -475,7 +477,14 @@ def prune_and_read(engine: sa.Engine, results: Results) -> None:
             ),
             f"a policy for {name} alone",
         )
-    report = prune(engine, parse_policy({"keep_days": 0, "keep_versions": 1}), pause=0)
+    with Session(engine) as session:
+        before = {
+            (model, key_text(key)): [v.to_dict() for v in history(session, model, key)]
+            for _, model, key in records()
+        }
+    archive = tempfile.mkdtemp(prefix="zoo-archive-")
+    policy = parse_policy({"keep_days": 0, "keep_versions": 1})
+    report = prune(engine, policy, pause=0, archive=archive)
     labels = {table.table for table in report.tables}
     results.check("prune", "single-table inheritance", "party_version" in labels, True, "report")
     with Session(engine) as session:
@@ -483,6 +492,13 @@ def prune_and_read(engine: sa.Engine, results: Results) -> None:
             where = f"{model.__name__} {key_text(key)}"
             truth = continuum_versions(session, model, key)
             results.check("prune", shape, ours(history(session, model, key)), truth, where)
+            results.check(
+                "archive",
+                shape,
+                [v.to_dict() for v in history(session, model, key, archive=archive)],
+                before[(model, key_text(key))],
+                where,
+            )
             live = session.get(model, key)
             if isinstance(live, model):
                 fields = value_fields(model)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import click
 
 from vestige import __version__
+from vestige.cli.archive import archive as archive_command
 from vestige.cli.check import check as check_command
 from vestige.cli.history import history_command, restore_command
 from vestige.cli.prune import prune as prune_command
 from vestige.cli.serve import serve_command
+from vestige.cli.stats import stats as stats_command
 from vestige.cli.support import ErrorTranslatingGroup, Project
 from vestige.config import load_settings
 
@@ -48,3 +50,5 @@ app.add_command(restore_command)
 app.add_command(check_command)
 app.add_command(prune_command)
 app.add_command(serve_command)
+app.add_command(archive_command)
+app.add_command(stats_command)

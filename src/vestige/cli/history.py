@@ -21,6 +21,7 @@ from vestige.cli.output import echo_json, echo_table, stdin_is_terminal
 from vestige.cli.parsing import INT64_MAX, parse_key, parse_user, parse_when, show
 from vestige.cli.support import Project, models_option, pass_project
 from vestige.errors import ConfigError, RecordNotFound, exit_codes_help
+from vestige.history.archived import use_archive
 from vestige.history.plans import Action, RestorePlan, RowChange
 from vestige.history.reading import (
     NO_HISTORY,
@@ -38,8 +39,17 @@ from vestige.history.restore import plan_restore, restore
 from vestige.registry import resolve_model
 from vestige.versioning.setup import actor
 
-__all__ = ["history_command", "restore_command"]
+__all__ = ["archive_option", "history_command", "restore_command"]
 
+#: ``--archive URL``: read the history a pruner archived there too.
+archive_option = click.option(
+    "--archive",
+    "archive_url",
+    metavar="URL",
+    default=None,
+    help="Read archived history there too, a directory or fsspec URL "
+    "(default: VESTIGE_ARCHIVE_URL, else [tool.vestige] archive_url).",
+)
 BAD_LIMIT_WITH = "--limit applies to the version list only, not to --as-of or --diff"
 AS_OF_AND_DIFF = "--as-of and --diff cannot be combined; use one"
 DELETED = "(record deleted)"
@@ -77,6 +87,7 @@ RESTORE_NEEDS_YES = (
 @click.option(
     "--limit", type=click.IntRange(min=1), metavar="N", help="Only the newest N versions."
 )
+@archive_option
 @models_option
 @pass_project
 def _history(
@@ -87,6 +98,7 @@ def _history(
     diff_between: tuple[str, str] | None,
     as_json: bool,
     limit: int | None,
+    archive_url: str | None,
     models_module: str | None,
 ) -> None:
     """Show who changed a record, when, and how; or the record as it was.
@@ -98,6 +110,7 @@ def _history(
         vestige history Package 1
         vestige history Package 1 --as-of 2026-01-31T12:00:00
         vestige history Package 1 --diff 3 9 --json
+        vestige history Package 1 --archive ./archive
     """
     if when_text is not None and diff_between:
         raise ConfigError(AS_OF_AND_DIFF)
@@ -106,7 +119,7 @@ def _history(
     project.load_models(models_module)
     model = resolve_model(model_name).model
     key = parse_key(model, key_text)
-    with _session(project) as session:
+    with _session(project, archive_url) as session:
         if when_text is not None:
             version = at(session, model, key, parse_when(when_text))
             heading = _as_of_heading(version)
@@ -157,6 +170,7 @@ def _history(
     "--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed off a terminal)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the plan and the result as JSON.")
+@archive_option
 @models_option
 @pass_project
 def _restore(
@@ -169,6 +183,7 @@ def _restore(
     dry_run: bool,
     yes: bool,
     as_json: bool,
+    archive_url: str | None,
     models_module: str | None,
 ) -> None:
     """Bring a record back to its state at a transaction, or undelete it.
@@ -182,6 +197,7 @@ def _restore(
     Examples:
         vestige restore Package 1 --to 5 --dry-run
         vestige restore Package 1 --to 5 --with releases --user 3 --yes
+        vestige restore Package 1 --to 2 --archive ./archive --dry-run
     """
     project.load_models(models_module)
     model = resolve_model(model_name).model
@@ -190,7 +206,7 @@ def _restore(
     user_id = None if user_text is None else parse_user(user_text)
     if not dry_run and not yes and not stdin_is_terminal():
         raise ConfigError(RESTORE_NEEDS_YES)
-    with _session(project) as session:
+    with _session(project, archive_url) as session:
         # With --yes the plan shown is the one written: the record stays locked between.
         plan = plan_restore(
             session, model, key, to=to, relations=relations, lock=yes and not dry_run
@@ -225,9 +241,16 @@ restore_command: click.Command = _restore
 
 
 @contextmanager
-def _session(project: Project) -> Iterator[orm.Session]:
+def _session(project: Project, archive_url: str | None = None) -> Iterator[orm.Session]:
+    """A session reading across the archive, if one is given or configured."""
+    archive = archive_url or project.settings.archive_url
     with project.engine() as engine, orm.Session(engine) as session:
-        yield session
+        reader = use_archive(session, archive) if archive else None
+        try:
+            yield session
+        finally:
+            if reader is not None:
+                reader.close()
 
 
 def _change_lines(version: Version) -> str:

@@ -21,6 +21,7 @@ __all__ = [
     "TABLE_WIDTH",
     "echo_json",
     "echo_table",
+    "human_bytes",
     "json_default",
     "stderr_is_terminal",
     "stdin_is_terminal",
@@ -76,3 +77,13 @@ def json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+def human_bytes(size: int) -> str:
+    """``12.3 MB``: a byte count as people read it (powers of 1000, as disks are sold)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from vestige.cli.output import (
     echo_json,
+    human_bytes,
     stderr_is_terminal,
     stdin_is_terminal,
     stdout_console,
@@ -50,6 +51,9 @@ RUN_SUMMARY = (
     "Deleted {versions:,} version rows and {transactions:,} transactions in {seconds:.2f} s."
 )
 AFTER_FAILURE = "; nothing past the last committed batch changed"
+DRY_RUN_ARCHIVE = "Dry run: would archive every row above to {url} before deleting it."
+ARCHIVED = "Archived {rows:,} rows in {files:,} files ({size}) to {url}{settled}."
+SETTLED = "; settled {count:,} file(s) an interrupted run had left pending"
 INTERRUPTED = "interrupted after {batches}; run it again to finish"
 STOPPING = "stopping after the current batch (press Ctrl-C again to stop at once)"
 #: Test-only: pause after the first committed batch, say so on stderr and wait for a
@@ -77,6 +81,14 @@ PAUSED = "paused after the first committed batch"
     show_default=True,
     help="Rows per committed batch.",
 )
+@click.option(
+    "--archive",
+    "archive_url",
+    metavar="URL",
+    default=None,
+    help="Copy every deleted row to this directory or fsspec URL as Parquet before its "
+    "batch is committed (default: VESTIGE_ARCHIVE_URL, else [tool.vestige] archive_url).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report on stdout.")
 @models_option
 @click.pass_obj
@@ -86,6 +98,7 @@ def prune(
     dry_run: bool,
     yes: bool,
     batch_size: str,
+    archive_url: str | None,
     as_json: bool,
     models_module: str | None,
 ) -> None:
@@ -98,8 +111,10 @@ def prune(
         vestige prune --dry-run
         vestige prune --yes --json --batch-size 10000
         vestige prune --policy retention.toml --yes
+        vestige prune --archive ./archive --yes
     """
     size = _batch_size(batch_size)
+    archive = archive_url or project.settings.archive_url
     policy = load_policy(project.settings.raw, policy_file)
     project.load_models(models_module)
     url = project.settings.safe_url
@@ -107,7 +122,7 @@ def prune(
         if not stdin_is_terminal():
             raise ConfigError(NEEDS_YES)
         # The question says how much goes: a dry run counts it first.
-        preview = _run(project, policy, url, size, dry_run=True, progress=False)
+        preview = _run(project, policy, url, size, archive, dry_run=True, progress=False)
         asked = CONFIRM.format(
             versions=preview.versions_deleted,
             transactions=preview.transactions_deleted,
@@ -115,7 +130,9 @@ def prune(
         )
         if not click.confirm(asked, err=True):
             raise Declined(DECLINED)
-    report = _run(project, policy, url, size, dry_run=dry_run, progress=stderr_is_terminal())
+    report = _run(
+        project, policy, url, size, archive, dry_run=dry_run, progress=stderr_is_terminal()
+    )
     if as_json:
         echo_json(report.to_dict(), indent=None)
     else:
@@ -123,7 +140,13 @@ def prune(
 
 
 def _run(
-    project: Project, policy: Policy, url: str, size: int, dry_run: bool, progress: bool
+    project: Project,
+    policy: Policy,
+    url: str,
+    size: int,
+    archive: str | None,
+    dry_run: bool,
+    progress: bool,
 ) -> PruneReport:
     console = Console(stderr=True)
     tally = _Tally(dry_run)
@@ -143,7 +166,12 @@ def _run(
                     raise tally.interrupted()
 
             return prune_history(
-                engine, policy, dry_run=dry_run, batch_size=size, on_progress=on_progress
+                engine,
+                policy,
+                dry_run=dry_run,
+                batch_size=size,
+                on_progress=on_progress,
+                archive=archive,
             )
     except KeyboardInterrupt:
         raise tally.interrupted() from None
@@ -294,3 +322,18 @@ def _print_report(console: Console, report: PruneReport) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    archive = report.archive
+    if archive is None:
+        return
+    if report.dry_run:
+        line = DRY_RUN_ARCHIVE.format(url=archive.url)
+    else:
+        settled = SETTLED.format(count=archive.reconciled) if archive.reconciled else ""
+        line = ARCHIVED.format(
+            rows=archive.rows,
+            files=archive.files,
+            size=human_bytes(archive.bytes),
+            url=archive.url,
+            settled=settled,
+        )
+    console.print(line, highlight=False, soft_wrap=True)

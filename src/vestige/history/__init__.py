@@ -5,6 +5,7 @@ Restoring is :mod:`~vestige.history.restore`.
 
 from __future__ import annotations
 
+from vestige.history.archived import use_archive
 from vestige.history.paging import (
     Cursor,
     ModelSummary,
@@ -66,5 +67,6 @@ __all__ = [
     "transaction_details",
     "transaction_rows",
     "transactions_page",
+    "use_archive",
     "versions_page",
 ]

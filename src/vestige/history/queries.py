@@ -38,8 +38,10 @@ __all__ = [
     "newest_in_commit_order",
     "normalize_key",
     "shape_of",
+    "single_table_filter",
     "transaction_columns",
     "transaction_table",
+    "user_labels",
     "versioned_tables",
 ]
 
@@ -323,6 +325,35 @@ def context_criteria(
 
 def _own_column(key: str) -> str:
     return "user_id" if key == "user" else key
+
+
+def user_labels(session: orm.Session, user_ids: Sequence[Any]) -> dict[Any, str]:
+    """The label (username, name or email) of each user id, as :func:`transaction_columns`
+    joins it, for transactions read from somewhere else (the archive)."""
+    user_rel = getattr(versioning_manager.transaction_cls, "user", None)
+    if not user_ids or not isinstance(
+        getattr(user_rel, "property", None), orm.RelationshipProperty
+    ):
+        return {}
+    assert user_rel is not None
+    user_mapper = user_rel.property.mapper
+    name = label_attribute(user_mapper.class_)
+    if name is None or len(user_mapper.primary_key) != 1:
+        return {}
+    users = user_mapper.local_table
+    key_column = users.c[user_mapper.primary_key[0].name]
+    label = users.c[user_mapper.attrs[name].columns[0].name]
+    query = sa.select(key_column, label).where(key_column.in_(sorted(set(user_ids))))
+    return {user_id: text for user_id, text in session.execute(query)}
+
+
+def single_table_filter(model: type[Any]) -> tuple[str, list[Any]] | None:
+    """For a single-table inheritance subclass: (discriminator column name, identities)."""
+    entry = require_versioned(model)
+    discriminator = entry.version_discriminator
+    if not entry.single or discriminator is None:
+        return None
+    return discriminator.name, list(entry.identities)
 
 
 def _select_versions(shape: Shape) -> sa.Select[Any]:

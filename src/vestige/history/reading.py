@@ -20,12 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
 from vestige.errors import ConfigError, HistoryPruned, RecordNotFound
+from vestige.history.archived import Archive, archive_for, with_archived
 from vestige.history.queries import (
     Shape,
     context_criteria,
@@ -45,6 +46,9 @@ from vestige.history.versions import (
     Version,
     changes_dict,
 )
+
+if TYPE_CHECKING:
+    from vestige.archive import ArchiveReader
 
 __all__ = [
     "Change",
@@ -70,7 +74,12 @@ PRUNED_AS_OF = (
 
 
 def history(
-    session: orm.Session, model: type[Any], key: Any, *, limit: int | None = None
+    session: orm.Session,
+    model: type[Any],
+    key: Any,
+    *,
+    limit: int | None = None,
+    archive: Archive | None = None,
 ) -> list[Version]:
     """The versions of one record, oldest first in commit order, in one SQL statement.
 
@@ -84,6 +93,9 @@ def history(
         key: The primary key: a value, a tuple for composite keys, or a mapping.
         limit: Only the newest ``limit`` versions (still oldest first); their changes
             are computed against the version before them all the same.
+        archive: Read the versions a pruner archived there too (a directory, an fsspec
+            URL or an :class:`~vestige.archive.ArchiveReader`); default: the archive
+            :func:`~vestige.history.use_archive` set on the session, if any.
 
     Returns:
         The versions; empty if the record has no history.
@@ -91,7 +103,10 @@ def history(
     shape = shape_of(model)
     params = shape.key_params(key)
     rows: list[Sequence[Any]] | None = None
-    if limit is not None:
+    reader = archive_for(session, archive)
+    if reader is not None:
+        rows = in_commit_order(shape, _rows(session, shape, key, reader))
+    elif limit is not None:
         params["limit"] = limit + 1
         newest = list(session.execute(shape.statement("history_limit"), params).all())
         rows = newest_in_commit_order(shape, newest, limit + 1)
@@ -108,7 +123,14 @@ def history(
     return versions
 
 
-def as_of(session: orm.Session, model: type[Any], key: Any, when: datetime | int) -> Version | None:
+def as_of(
+    session: orm.Session,
+    model: type[Any],
+    key: Any,
+    when: datetime | int,
+    *,
+    archive: Archive | None = None,
+) -> Version | None:
     """The record as it was at a moment: a timestamp or a transaction id.
 
     At a transaction id, the version that transaction wrote, if it wrote one; otherwise
@@ -123,18 +145,17 @@ def as_of(session: orm.Session, model: type[Any], key: Any, when: datetime | int
         model: The versioned mapped class.
         key: The primary key (a value, a tuple, or a mapping).
         when: A ``datetime`` (naive means UTC) or a transaction id.
+        archive: Read the archived versions too (see :func:`history`).
 
     Returns:
         The version in force, with ``changes`` empty; ``None`` if the record did not
         exist then (not yet inserted, or deleted).
 
     Raises:
-        HistoryPruned: The versions that would answer were pruned.
+        HistoryPruned: The versions that would answer were pruned (and are not archived).
     """
     shape = shape_of(model)
-    rows = in_commit_order(
-        shape, list(session.execute(shape.statement("history"), shape.key_params(key)))
-    )
+    rows = in_commit_order(shape, _rows(session, shape, key, archive_for(session, archive)))
     size = len(shape.fields)
     found: Sequence[Any] | None = None
     if isinstance(when, datetime):
@@ -158,22 +179,41 @@ def as_of(session: orm.Session, model: type[Any], key: Any, when: datetime | int
     return None if version.operation is Operation.DELETE else version
 
 
-def at(session: orm.Session, model: type[Any], key: Any, when: datetime | int) -> Version:
+def at(
+    session: orm.Session,
+    model: type[Any],
+    key: Any,
+    when: datetime | int,
+    *,
+    archive: Archive | None = None,
+) -> Version:
     """Like :func:`as_of`, but a record that did not exist then is an error.
 
     Raises:
         RecordNotFound: The record has no history at all, or did not exist at ``when``.
         HistoryPruned: The versions that would answer were pruned.
     """
-    found = as_of(session, model, key, when)
+    found = as_of(session, model, key, when, archive=archive)
     if found is not None:
         return found
     key = normalize_key(model, key)
     record = record_label(model, key)
-    if not history(session, model, key, limit=1):
+    if not history(session, model, key, limit=1, archive=archive):
         raise RecordNotFound(NO_HISTORY.format(record=record))
     args = f"{model.__name__} {','.join(str(part) for part in key)}"
     raise RecordNotFound(NOT_THEN.format(record=record, when=describe_when(when), args=args))
+
+
+def _rows(
+    session: orm.Session, shape: Shape, key: Any, reader: ArchiveReader | None
+) -> list[Sequence[Any]]:
+    """The record's version rows, newest id first, from the database and the archive."""
+    rows: list[Sequence[Any]] = list(
+        session.execute(shape.statement("history"), shape.key_params(key))
+    )
+    if reader is None:
+        return rows
+    return with_archived(session, shape, normalize_key(shape.model, key), rows, reader)
 
 
 def describe_when(when: datetime | int) -> str:

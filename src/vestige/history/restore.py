@@ -43,6 +43,7 @@ from sqlalchemy_continuum.utils import versioned_column_properties
 
 from vestige.catalogue import association_key, record_key, require_versioned
 from vestige.errors import (
+    HistoryPruned,
     RestoreConflict,
     RestoreRefused,
     first_line,
@@ -75,6 +76,12 @@ BUSY = (
 # PostgreSQL's lock_not_available (lock_timeout, NOWAIT) and SQLite's busy timeout.
 _LOCK_NOT_AVAILABLE = "55P03"
 _SQLITE_BUSY = "database is locked"
+
+
+ARCHIVED_RELATIONS = (
+    "the version of {record} at transaction {tx} is archived: its columns can be restored, "
+    "its relations cannot; restore without --with {name}"
+)
 
 
 def plan_restore(
@@ -289,7 +296,24 @@ def _revert(
         if (prop := relationship(model, name)).direction is not orm.MANYTOONE
         or referred_key(model, target, prop) is not None
     ]
-    return session.get_one(version_cls, identity).revert(relations=names)
+    version = session.get(version_cls, identity)
+    if version is not None:
+        return version.revert(relations=names)
+    # an archived version (see vestige.history.use_archive): its columns are at hand,
+    # the history of its relations is not
+    if relations:
+        raise HistoryPruned(
+            ARCHIVED_RELATIONS.format(
+                record=record_label(model, key), tx=target.transaction_id, name=relations[0]
+            )
+        )
+    live = session.get(model, key)
+    if live is None:
+        live = model()
+        session.add(live)
+    for name, value in target.values.items():
+        setattr(live, name, value)
+    return live
 
 
 def _staged_rows(

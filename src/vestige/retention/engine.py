@@ -23,6 +23,12 @@ it) or by a row of any other table with a ``transaction_id`` column (e.g. Contin
 ``activity``). ``transaction_changes`` and ``transaction_meta`` rows are not references:
 they describe their transaction and are deleted with it, in the same batch.
 
+With an archive (``archive=URL``), each batch is deleted with ``RETURNING``, written to
+the archive as Parquet and read back while its database transaction is still open, and
+committed only then (:mod:`vestige.archive.writer` says what a crash at each step
+leaves, and how the next run settles it). The ``transaction`` rows the run deletes, and
+their ``transaction_changes`` / ``transaction_meta`` rows, are archived the same way.
+
 Why a rerun after an interruption ends in the same state: the prunable set is a function
 of what stays (the newest versions, the times of transactions that stay), so deleting
 part of it leaves the rest prunable; and within a record the oldest rows in commit order
@@ -31,29 +37,34 @@ go first, so an interrupted run leaves a chain without holes (R2, R7).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMetaPlugin
 
 from vestige.catalogue import association_tables, version_columns
-from vestige.errors import ConfigError
+from vestige.errors import ArchiveError, ConfigError
 from vestige.registry import VersionedModel, versioned_models
 from vestige.retention.lock import pruner_lock
 from vestige.retention.policy import Policy
 from vestige.retention.prunable import VersionTable, prunable_keys
 from vestige.retention.report import (
     TRANSACTION_PHASE,
+    ArchiveSummary,
     Progress,
     ProgressCallback,
     PruneReport,
     TableReport,
 )
 from vestige.versioning.setup import versioning_manager
+
+if TYPE_CHECKING:
+    from vestige.archive import ArchiveWriter, Part, Staged
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -68,6 +79,13 @@ __all__ = [
 
 DEFAULT_BATCH_SIZE = 5000
 SQLITE_PAUSE = 0.1
+NEEDS_ARCHIVE_EXTRA = (
+    "archiving needs pyarrow, fsspec and duckdb ({missing} is missing): "
+    "pip install 'vestige[archive]'"
+)
+ARCHIVE_STOPPED = (
+    "stopped: the batch under way was not deleted, and every batch deleted before it is archived"
+)
 NO_MODELS = (
     "no versioned models are configured: import the models module (--models MODULE or "
     "[tool.vestige] models) before pruning"
@@ -152,6 +170,7 @@ def prune(
     models: Mapping[str, VersionedModel] | None = None,
     on_progress: ProgressCallback | None = None,
     pause: float | None = None,
+    archive: str | None = None,
 ) -> PruneReport:
     """Enforce ``policy`` on the history in ``engine``'s database.
 
@@ -170,6 +189,9 @@ def prune(
             one writer lock goes to whoever asks first (a waiting writer polls every
             100 ms at most, and would otherwise starve), none on PostgreSQL, where a
             batch only locks the rows it deletes.
+        archive: A directory or fsspec URL: copy every deleted row there as Parquet
+            before its batch is committed (see :mod:`vestige.archive`). A dry run only
+            checks that the archive can be read.
 
     Returns:
         Per version table what was (or would be) deleted and kept, and the count of
@@ -178,6 +200,8 @@ def prune(
     Raises:
         ConfigError: A bad batch size or a policy naming unknown models.
         PrunerBusy: Another pruner is running on this database (not for a dry run).
+        ArchiveError: The archive cannot be read or written; the batch under way was
+            not deleted.
     """
     if batch_size < 1:
         raise ConfigError(f"the batch size must be at least 1, not {batch_size}")
@@ -195,6 +219,22 @@ def prune(
         if pause is None:
             pause = SQLITE_PAUSE if engine.dialect.name == "sqlite" else 0.0
         run = _Run(conn, transactions, now, batch_size, notify, pause)
+        writer: ArchiveWriter | None = None
+        summary: ArchiveSummary | None = None
+        if archive is not None and dry_run:
+            storage = _archive_package()
+            storage.Manifest.load(storage.open_target(archive))  # it must at least read
+            summary = ArchiveSummary(archive)
+        elif archive is not None:
+            try:
+                writer = _archive_package().ArchiveWriter(
+                    archive, policy=dataclasses.asdict(policy)
+                )
+                settled = writer.reconcile(conn, dict(transactions.metadata.tables))
+            except ArchiveError as exc:
+                raise ArchiveError(f"{exc}; nothing was deleted") from exc
+            run.writer = writer
+            summary = ArchiveSummary(archive, reconciled=settled.committed + settled.discarded)
         try:
             if dry_run:
                 tables = [run.count(i, target) for i, target in enumerate(targets)]
@@ -202,9 +242,30 @@ def prune(
             else:
                 tables = [run.delete(i, target) for i, target in enumerate(targets)]
                 orphans = run.delete_orphans(targets, references, dependents)
+        except ArchiveError as exc:
+            raise ArchiveError(f"{exc}; {ARCHIVE_STOPPED}") from exc
         finally:
             run.drop_scratch()
-    return PruneReport(dry_run, tuple(tables), orphans, time.perf_counter() - started)
+        if writer is not None:
+            writer.close()
+    if writer is not None and summary is not None:
+        summary = dataclasses.replace(
+            summary, run=writer.run, rows=writer.rows, bytes=writer.bytes, files=writer.files
+        )
+    return PruneReport(dry_run, tuple(tables), orphans, time.perf_counter() - started, summary)
+
+
+def _archive_package() -> Any:
+    """:mod:`vestige.archive`, imported on first use: its extra is optional.
+
+    Raises:
+        ConfigError: pyarrow, fsspec or duckdb is not installed.
+    """
+    try:
+        import vestige.archive
+    except ImportError as exc:
+        raise ConfigError(NEEDS_ARCHIVE_EXTRA.format(missing=exc.name)) from None
+    return vestige.archive
 
 
 def _transaction_tables(
@@ -259,6 +320,7 @@ class _Run:
         self.pause = pause
         self.scratch: list[sa.Table] = []
         self.keys: dict[str, sa.Table] = {}
+        self.writer: ArchiveWriter | None = None
 
     # --- scratch tables ----------------------------------------------------------------
 
@@ -312,10 +374,46 @@ class _Run:
                 )
             )
 
-    def _end_batch(self) -> None:
-        self.conn.commit()
+    def _end_batch(self, parts: Sequence[Part] = ()) -> None:
+        """Commit the batch; with an archive, only once ``parts`` are written and read back."""
+        staged: Staged | None = None
+        if self.writer is not None and any(part.rows for part in parts):
+            try:
+                staged = self.writer.stage([part for part in parts if part.rows])
+            except BaseException:
+                self.conn.rollback()
+                raise
+        try:
+            self.conn.commit()
+        except BaseException:
+            if staged is not None and self.writer is not None:
+                self.writer.discard(staged)
+            raise
+        if staged is not None and self.writer is not None:
+            self.writer.commit(staged)
         if self.pause:
             time.sleep(self.pause)
+
+    def _deleting(self, statement: sa.Delete, table: sa.Table, into: list[Sequence[Any]]) -> int:
+        """Run a DELETE; with an archive, collect the deleted rows (``RETURNING`` every
+        column, in the table's order) in ``into``."""
+        if self.writer is None:
+            return int(self.conn.execute(statement).rowcount)
+        rows = self.conn.execute(statement.returning(*table.c)).all()
+        into.extend(rows)
+        return len(rows)
+
+    def _months(self, ids: set[Any]) -> dict[Any, str]:
+        """The partition (month of ``issued_at``) of each transaction id."""
+        found: dict[Any, str] = {}
+        tx = self.transactions
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), 1000):
+            chunk = wanted[start : start + 1000]
+            query = sa.select(tx.c.id, tx.c.issued_at).where(tx.c.id.in_(chunk))
+            month_of = _archive_package().month_of
+            found.update((tx_id, month_of(issued)) for tx_id, issued in self.conn.execute(query))
+        return found
 
     def drop_scratch(self) -> None:
         """Drop this run's temporary tables (a dead connection drops them by itself)."""
@@ -402,25 +500,41 @@ class _Run:
         key_columns = [keys.c[column.name] for column in self._row_key(target)]
         row_id = self._row_id(target)
         same_key = [keys.c[column.name] == column for column in self._row_key(target)]
+        order = [column.name for column in self._row_key(target)]
         deleted = 0
         for lo, hi in self._batches(total):
             in_batch = [keys.c.seq > lo, keys.c.seq <= hi]
             self._begin_batch()
             expected = min(hi, total) - lo
             count = 0
+            rows: list[Sequence[Any]] = []
             if row_id is not None:
                 # by physical address, the key checked too: a row that moved since the
                 # keys were stored is not matched, and is deleted by key just below
                 by_address = sa.delete(target.table).where(
                     row_id == keys.c.row_id, *same_key, *in_batch
                 )
-                count = self.conn.execute(by_address).rowcount
+                count = self._deleting(by_address, target.table, rows)
             if count < expected:
                 batch = sa.select(*key_columns).where(*in_batch)
-                count += self.conn.execute(
-                    sa.delete(target.table).where(row_key.in_(batch))
-                ).rowcount
-            self._end_batch()
+                count += self._deleting(
+                    sa.delete(target.table).where(row_key.in_(batch)), target.table, rows
+                )
+            parts: list[Part] = []
+            if rows:
+                from vestige.archive import Part  # rows are collected only with an archive
+
+                tx_at = list(target.table.c).index(target.transaction_id)
+                months = self._months({row[tx_at] for row in rows})
+                parts.append(
+                    Part(
+                        target.table,
+                        rows,
+                        [months.get(row[tx_at], "unknown") for row in rows],
+                        order,
+                    )
+                )
+            self._end_batch(parts)
             deleted += count
             self.notify(Progress(target.name, min(hi, total), total))
         oldest = self._oldest(target)
@@ -428,6 +542,17 @@ class _Run:
         return TableReport(target.name, examined, deleted, examined - deleted, oldest)
 
     # --- transactions -------------------------------------------------------------------
+
+    @staticmethod
+    def _part(
+        table: sa.Table, rows: list[Sequence[Any]], months: Mapping[Any, str], tx_name: str
+    ) -> Part:
+        """Deleted rows of a transaction table, partitioned by their transaction's month."""
+        from vestige.archive import Part  # only with an archive: its extra is installed
+
+        key = [column.name for column in table.primary_key.columns] or [tx_name]
+        tx_at = [column.name for column in table.c].index(tx_name)
+        return Part(table, rows, [months.get(row[tx_at], "unknown") for row in rows], key)
 
     def _unreferenced(
         self,
@@ -482,11 +607,20 @@ class _Run:
                 .scalars()
                 .all()
             )
+            parts: list[Part] = []
             if ids:
+                months = self._months(set(ids)) if self.writer is not None else {}
                 for column in dependents:
-                    self.conn.execute(sa.delete(column.table).where(column.in_(ids)))
-                result = self.conn.execute(sa.delete(self.transactions).where(tx_id.in_(ids)))
-                deleted += result.rowcount
-            self._end_batch()
+                    rows: list[Sequence[Any]] = []
+                    self._deleting(
+                        sa.delete(column.table).where(column.in_(ids)), column.table, rows
+                    )
+                    parts.append(self._part(column.table, rows, months, column.name))
+                rows = []
+                deleted += self._deleting(
+                    sa.delete(self.transactions).where(tx_id.in_(ids)), self.transactions, rows
+                )
+                parts.append(self._part(self.transactions, rows, months, "id"))
+            self._end_batch(parts)
             self.notify(Progress(TRANSACTION_PHASE, min(hi, total), total))
         return deleted

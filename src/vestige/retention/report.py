@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["TRANSACTION_PHASE", "Progress", "ProgressCallback", "PruneReport", "TableReport"]
+__all__ = [
+    "TRANSACTION_PHASE",
+    "ArchiveSummary",
+    "Progress",
+    "ProgressCallback",
+    "PruneReport",
+    "TableReport",
+]
 
 TRANSACTION_PHASE = "transaction"
 
@@ -47,6 +54,37 @@ class TableReport:
 
 
 @dataclass(frozen=True)
+class ArchiveSummary:
+    """What a run wrote to its archive (a dry run: where it would write).
+
+    Attributes:
+        url: The archive, as given.
+        run: The run's name in the archive's file names and manifest.
+        files: Parquet files written and committed.
+        rows: Rows in them (version, transaction and transaction-plugin rows).
+        bytes: Their size.
+        reconciled: Files an interrupted earlier run had left pending, settled first.
+    """
+
+    url: str
+    run: str | None = None
+    files: int = 0
+    rows: int = 0
+    bytes: int = 0
+    reconciled: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "run": self.run,
+            "files": self.files,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "reconciled": self.reconciled,
+        }
+
+
+@dataclass(frozen=True)
 class PruneReport:
     """The result of a run.
 
@@ -55,12 +93,14 @@ class PruneReport:
         tables: One report per version table, in name order.
         transactions_deleted: ``transaction`` rows deleted (or that would be).
         seconds: Wall time of the run.
+        archive: What was archived, when the run archived.
     """
 
     dry_run: bool
     tables: tuple[TableReport, ...]
     transactions_deleted: int
     seconds: float
+    archive: ArchiveSummary | None = None
 
     @property
     def versions_deleted(self) -> int:
@@ -73,12 +113,15 @@ class PruneReport:
         A dry run's counts are ``would_delete`` and ``transactions_would_delete``.
         """
         transactions = "transactions_would_delete" if self.dry_run else "transactions_deleted"
-        return {
+        found: dict[str, Any] = {
             "dry_run": self.dry_run,
             "tables": [table.to_dict(self.dry_run) for table in self.tables],
             transactions: self.transactions_deleted,
             "seconds": round(self.seconds, 3),
         }
+        if self.archive is not None:
+            found["archive"] = self.archive.to_dict()
+        return found
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""Rows of a table as Parquet, with the column types kept, and read back.
+
+Each SQLAlchemy column type maps to the Arrow type that keeps it: integers by width,
+``Numeric(p, s)`` as ``decimal128(p, s)``, ``Uuid`` as Arrow's UUID extension (Parquet's
+UUID logical type), ``JSON`` as Arrow's JSON extension (Parquet's JSON logical type),
+timezone-aware times as UTC timestamps. A type without a lossless Arrow equal (a
+``Numeric`` without precision, an array, a custom type) is stored as text, and the
+field's metadata says so: ``vestige.type`` = ``decimal`` or ``json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from operator import itemgetter
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+#: A row as the database returned it: its values in the table's column order.
+Row = Sequence[Any]
+
+__all__ = [
+    "arrow_field",
+    "arrow_schema",
+    "decode_value",
+    "encode_rows",
+    "read_back",
+    "row_count",
+    "sha256",
+    "sort_rows",
+]
+
+_ENCODED = b"vestige.type"
+
+
+def arrow_field(column: sa.Column[Any]) -> pa.Field:
+    """The Arrow field that keeps ``column``'s type."""
+    kind = column.type
+    metadata: dict[bytes, bytes] | None = None
+    arrow: pa.DataType
+    if isinstance(kind, sa.Boolean):
+        arrow = pa.bool_()
+    elif isinstance(kind, sa.SmallInteger):
+        arrow = pa.int16()
+    elif isinstance(kind, sa.BigInteger):
+        arrow = pa.int64()
+    elif isinstance(kind, sa.Integer):
+        arrow = pa.int32()
+    elif isinstance(kind, sa.Float):
+        arrow = pa.float64()
+    elif isinstance(kind, sa.Numeric):
+        if kind.precision is not None and kind.precision <= 38:
+            arrow = pa.decimal128(kind.precision, kind.scale or 0)
+        else:
+            arrow, metadata = pa.string(), {_ENCODED: b"decimal"}
+    elif isinstance(kind, sa.DateTime):
+        arrow = pa.timestamp("us", tz="UTC" if kind.timezone else None)
+    elif isinstance(kind, sa.Date):
+        arrow = pa.date32()
+    elif isinstance(kind, sa.Time):
+        arrow = pa.time64("us")
+    elif isinstance(kind, sa.Interval):
+        arrow = pa.duration("us")
+    elif isinstance(kind, sa.Uuid):
+        arrow = pa.uuid()
+    elif isinstance(kind, sa.JSON):
+        arrow = pa.json_()
+    elif isinstance(kind, sa.LargeBinary):
+        arrow = pa.binary()
+    elif isinstance(kind, sa.String | sa.Enum):
+        arrow = pa.string()
+    else:
+        arrow, metadata = pa.string(), {_ENCODED: b"json"}
+    return pa.field(column.name, arrow, nullable=True, metadata=metadata)
+
+
+def arrow_schema(table: sa.Table) -> pa.Schema:
+    """The Arrow schema of ``table``'s rows, in column order."""
+    return pa.schema([arrow_field(column) for column in table.c])
+
+
+def _converter(field: pa.Field) -> Any:
+    """How a value of ``field`` goes to Arrow: ``None`` when as it is."""
+    encoded = (field.metadata or {}).get(_ENCODED)
+    if encoded == b"decimal":
+        return str
+    if encoded == b"json" or field.type == pa.json_():
+        return lambda value: json.dumps(value, default=str, sort_keys=True)
+    if field.type == pa.uuid():
+        return lambda value: (
+            (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).bytes
+        )
+    if pa.types.is_timestamp(field.type):
+        if field.type.tz is not None:
+            # SQLite gives aware columns back naive: they are UTC
+            return lambda value: value.replace(tzinfo=UTC) if value.tzinfo is None else value
+        return lambda value: (
+            value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+        )
+    return None
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def sort_rows(rows: Sequence[Row], positions: Sequence[int]) -> list[Row]:
+    """``rows`` sorted by the values at ``positions`` (a key, then the transaction)."""
+    try:
+        return sorted(rows, key=itemgetter(*positions))
+    except TypeError:  # NULLs among the values: they sort first
+        return sorted(rows, key=lambda row: tuple(_sortable(row[i]) for i in positions))
+
+
+def encode_rows(table: sa.Table, ordered: Sequence[Row]) -> tuple[bytes, int]:
+    """``ordered`` rows of ``table`` (tuples in column order) as one Parquet file:
+    (bytes, row count)."""
+    schema = arrow_schema(table)
+    arrays = []
+    for i, field in enumerate(schema):
+        values = [row[i] for row in ordered]
+        convert = _converter(field)
+        if convert is not None:
+            values = [None if value is None else convert(value) for value in values]
+        arrays.append(pa.array(values, type=field.type))
+    # Arrow's own buffers, not Python file objects: no Python callbacks from Arrow's
+    # threads (which can abort the interpreter at exit while one is still running)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), sink, compression="zstd")
+    return sink.getvalue().to_pybytes(), len(ordered)
+
+
+def _sortable(value: Any) -> Any:
+    return (value is not None, value)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_back(data: bytes) -> pa.Table:
+    """Parse a Parquet file wholly (every page decoded), as a check that it reads."""
+    return pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
+
+
+def row_count(data: bytes) -> int:
+    """The row count a Parquet file's footer records (the footer parsed, no page decoded)."""
+    return int(pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows)
+
+
+def decode_value(column: sa.Column[Any] | None, value: Any, *, naive_times: bool) -> Any:
+    """A value read from the archive (by DuckDB) as the database would return it.
+
+    Args:
+        column: The column of the table as the models declare it now (``None``: unknown).
+        value: The value DuckDB returned.
+        naive_times: Give timezone-aware times back naive UTC (SQLite does).
+    """
+    if value is None or column is None:
+        return value
+    kind = column.type
+    if isinstance(kind, sa.JSON) and isinstance(value, str):
+        return json.loads(value)
+    if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and isinstance(value, str):
+        return Decimal(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if naive_times or not kind_timezone(kind) else value
+    return value
+
+
+def kind_timezone(kind: Any) -> bool:
+    return bool(getattr(kind, "timezone", False))

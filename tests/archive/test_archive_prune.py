@@ -1,0 +1,168 @@
+"""``prune(archive=...)`` on SQLite and PostgreSQL: what is written, and history read back."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+import models
+from tests.support.archive_data import (
+    POLICY,
+    histories,
+    records,
+    version_rows,
+    write_archivable_history,
+)
+from tests.support.retention_data import (
+    history_engine,
+    history_url,
+    postgres_history_url,
+    sqlite_history_template,
+)
+from vestige.archive import MANIFEST, ArchiveReader, Manifest, open_target, verify
+from vestige.history import as_of, history, use_archive
+from vestige.retention import prune
+
+# fixtures, imported to be found
+__all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]
+
+PART = r"(?P<table>\w+)/month=(?P<month>\d{4}-\d{2})/part-(?P<run>[\w-]+)-(?P<batch>\d{6})\.parquet"
+
+
+@pytest.fixture
+def written(history_engine: sa.Engine) -> sa.Engine:
+    write_archivable_history(history_engine)
+    return history_engine
+
+
+def test_history_after_an_archiving_prune_equals_history_before(
+    written: sa.Engine, tmp_path: Path
+) -> None:
+    keys = list(records(written))
+    before = histories(written, keys)
+    archive = str(tmp_path / "archive")
+
+    report = prune(written, POLICY, archive=archive, batch_size=3)
+
+    assert report.versions_deleted > 10 and report.transactions_deleted > 0
+    assert histories(written, keys) != before  # the database alone lost versions
+    assert histories(written, keys, archive=archive) == before
+    assert report.archive is not None and report.archive.files > 0
+    # version rows, transactions, and their transaction_changes rows
+    assert report.archive.rows > report.versions_deleted + report.transactions_deleted
+
+
+def test_as_of_an_archived_moment_and_use_archive_on_a_session(
+    written: sa.Engine, tmp_path: Path
+) -> None:
+    archive = str(tmp_path / "archive")
+    with Session(written) as session:
+        package = session.scalar(sa.select(models.Package).where(models.Package.name == "a"))
+        assert package is not None
+        first = history(session, models.Package, package.id)[0]
+        expected = as_of(session, models.Package, package.id, first.transaction_id)
+    prune(written, POLICY, archive=archive)
+    with Session(written) as session:
+        assert history(session, models.Package, package.id)[0].pruned_before
+        use_archive(session, archive)
+        found = as_of(session, models.Package, package.id, first.transaction_id)
+        assert found is not None and expected is not None
+        assert found.to_dict() == expected.to_dict()
+        assert history(session, models.Package, package.id)[0].to_dict() == first.to_dict()
+
+
+def test_every_deleted_row_is_archived_once_with_the_layout_and_manifest(
+    written: sa.Engine, tmp_path: Path
+) -> None:
+    before = version_rows(written)
+    with written.connect() as conn:
+        transactions = {
+            row.id: row for row in conn.execute(sa.select(models.Transaction.__table__))
+        }
+    archive = tmp_path / "archive"
+
+    report = prune(written, POLICY, archive=str(archive), batch_size=4)
+
+    after = version_rows(written)
+    manifest = json.loads((archive / MANIFEST).read_text())
+    entries = manifest["files"]
+    assert entries and all(entry["status"] == "committed" for entry in entries)
+    paths = sorted(str(path.relative_to(archive)) for path in archive.rglob("*.parquet"))
+    assert paths == sorted(entry["path"] for entry in entries)
+    assert not list(archive.glob("_journal/*"))  # folded into manifest.json at the end
+    archived: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        match = re.fullmatch(PART, entry["path"])
+        assert match, entry["path"]
+        assert match["table"] == entry["table"] and match["month"] == entry["month"]
+        assert match["run"] == report.archive.run if report.archive else False
+        table = pq.read_table(archive / entry["path"])
+        assert table.num_rows == entry["rows"]
+        rows = table.to_pylist()
+        keys = [tuple(row[name] for name in entry["key_columns"]) for row in rows]
+        assert keys == sorted(keys), entry["path"]  # sorted by key, then transaction
+        assert [list(keys[0]), list(keys[-1])] == [entry["key_min"], entry["key_max"]]
+        archived.setdefault(entry["table"], []).extend(rows)
+        # the month is the month of the row's transaction
+        tx_column = "id" if entry["table"] == "transaction" else "transaction_id"
+        for row in rows:
+            issued = transactions[row[tx_column]].issued_at
+            assert issued.strftime("%Y-%m") == entry["month"]
+    for name, rows_before in before.items():
+        columns = [column.name for column in models.Base.metadata.tables[name].c]
+        gone = rows_before - after[name]
+        copies = [tuple(row[column] for column in columns) for row in archived.get(name, [])]
+        assert len(copies) == len(set(copies)), name  # none archived twice
+        assert {_naive(copy) for copy in copies} == {_naive(row) for row in gone}, name
+    assert len(archived["transaction"]) == report.transactions_deleted
+    assert sum(len(rows) for name, rows in archived.items() if name.endswith("_version")) == (
+        report.versions_deleted
+    )
+    assert "transaction_changes" in archived
+    assert verify(str(archive)).ok
+
+
+def _naive(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(value.replace(tzinfo=None) if hasattr(value, "tzinfo") else value for value in row)
+
+
+def test_an_archive_on_an_fsspec_url_reads_back_through_duckdb(
+    written: sa.Engine, tmp_path: Path
+) -> None:
+    keys = list(records(written))
+    before = histories(written, keys)
+    url = f"memory://vestige-{tmp_path.name}"
+
+    prune(written, POLICY, archive=url, batch_size=5)
+
+    manifest = Manifest.load(open_target(url))
+    assert manifest.committed and not manifest.pending
+    with ArchiveReader(url) as reader:
+        assert histories(written, keys, archive=reader) == before
+    assert verify(url).ok
+
+
+def test_a_dry_run_archives_nothing(written: sa.Engine, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    before = version_rows(written)
+    report = prune(written, POLICY, archive=str(archive), dry_run=True)
+    assert report.versions_deleted > 0 and report.archive is not None
+    assert version_rows(written) == before
+    assert list(archive.iterdir()) == []
+
+
+def test_a_second_run_archives_nothing_more(written: sa.Engine, tmp_path: Path) -> None:
+    archive = str(tmp_path / "archive")
+    prune(written, POLICY, archive=archive)
+    files = len(Manifest.load(open_target(archive)).files)
+    again = prune(written, POLICY, archive=archive)
+    assert again.versions_deleted == 0 and again.archive is not None and again.archive.rows == 0
+    assert len(Manifest.load(open_target(archive)).files) == files

@@ -1,0 +1,88 @@
+"""Archived files read back after the schema changed: columns are matched by name."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from vestige.archive import ArchiveReader, ArchiveWriter, Part
+
+THEN = sa.Table(
+    "event_version",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("transaction_id", sa.BigInteger, primary_key=True),
+    sa.Column("token", sa.Uuid),
+    sa.Column("payload", sa.JSON),
+    sa.Column("amount", sa.Numeric(12, 4)),
+    sa.Column("at", sa.DateTime(timezone=True)),
+    sa.Column("dropped_later", sa.String(20)),
+)
+NOW = sa.Table(
+    "event_version",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("transaction_id", sa.BigInteger, primary_key=True),
+    sa.Column("token", sa.Uuid),
+    sa.Column("payload", sa.JSON),
+    sa.Column("amount", sa.Numeric(12, 4)),
+    sa.Column("at", sa.DateTime(timezone=True)),
+    sa.Column("added_later", sa.Integer),
+)
+TOKEN = uuid.UUID("00000000-0000-4000-8000-000000000001")
+AT = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+ROWS = [
+    (7, 2, TOKEN, {"a": [1, 2]}, Decimal("12.3400"), AT, "old"),
+    (7, 1, None, None, None, None, None),
+    (8, 3, TOKEN, {}, Decimal("0.0001"), AT, "x"),
+]
+
+
+def write(tmp_path: Path) -> str:
+    url = str(tmp_path / "archive")
+    writer = ArchiveWriter(url)
+    staged = writer.stage([Part(THEN, ROWS, ["2025-03"] * len(ROWS), ["id", "transaction_id"])])
+    writer.commit(staged)
+    writer.close()
+    return url
+
+
+def test_types_are_kept_in_the_file_and_rows_sorted_by_key_then_transaction(
+    tmp_path: Path,
+) -> None:
+    url = write(tmp_path)
+    [path] = (tmp_path / "archive" / "event_version" / "month=2025-03").glob("*.parquet")
+    table = pq.read_table(path)
+    types = {field.name: str(field.type) for field in table.schema}
+    assert types["token"] == "extension<arrow.uuid>" and types["payload"] == "extension<arrow.json>"
+    assert types["amount"] == "decimal128(12, 4)" and types["at"] == "timestamp[us, tz=UTC]"
+    assert [(row["id"], row["transaction_id"]) for row in table.to_pylist()] == [
+        (7, 1),
+        (7, 2),
+        (8, 3),
+    ]
+    with ArchiveReader(url) as reader:
+        [row] = reader.rows(THEN, {"id": 7, "transaction_id": 2})
+    assert row == dict(zip([c.name for c in THEN.c], ROWS[0], strict=True))
+
+
+def test_a_column_added_reads_as_none_and_a_column_dropped_is_not_read(tmp_path: Path) -> None:
+    url = write(tmp_path)
+    with ArchiveReader(url) as reader:
+        rows = sorted(reader.rows(NOW, {"id": 7}), key=lambda row: row["transaction_id"])
+    assert [set(row) for row in rows] == [{c.name for c in NOW.c}] * 2
+    assert rows[1]["added_later"] is None and rows[1]["payload"] == {"a": [1, 2]}
+    assert rows[1]["token"] == TOKEN and rows[1]["amount"] == Decimal("12.3400")
+    assert rows[1]["at"] == AT
+
+
+def test_sqlite_reads_timezone_aware_times_back_naive_utc(tmp_path: Path) -> None:
+    url = write(tmp_path)
+    with ArchiveReader(url, naive_times=True) as reader:
+        [row] = reader.rows(NOW, {"id": 8})
+    assert row["at"] == AT.replace(tzinfo=None)
