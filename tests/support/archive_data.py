@@ -1,6 +1,7 @@
 """A history worth archiving, and the readings the archive tests compare.
 
-Three packages edited over two years by two maintainers (recorded as the actors), a
+Three packages edited over two years by two maintainers (recorded in the change context,
+with a reason and a request id), a
 release edited too, maintainers added and removed (a many-to-many version table), and a
 package deleted long ago (its whole chain goes, and transactions become orphans).
 """
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 import models
 from tests.support.retention_data import ago, commit_at
+from vestige import context
 from vestige.history import history
 from vestige.registry import versioned_models
 from vestige.retention.policy import Policy, parse_policy
@@ -45,7 +47,10 @@ def write_archivable_history(engine: sa.Engine) -> None:
         commit_at(session, ago(AGES[0]))
         for step, age in enumerate(AGES[1:], start=1):
             user_id, address = users[step % 2]
-            with actor(user_id=user_id, remote_addr=address):
+            # a change context beyond the actor: it must come back from the archive too
+            with context(
+                user=user_id, remote_addr=address, reason=f"step {step}", request_id=f"r-{age}"
+            ):
                 for package in packages[:3]:
                     package.summary = f"v{step}"
                 release.yanked = step % 2 == 1

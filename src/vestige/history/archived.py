@@ -9,6 +9,7 @@ user's label, so a record's history after an archiving prune equals its history 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -23,6 +24,7 @@ from vestige.history.queries import (
     transaction_table,
     user_labels,
 )
+from vestige.versioning.change_context import CONTEXT_COLUMN
 
 if TYPE_CHECKING:
     from vestige.archive import ArchiveReader
@@ -149,8 +151,8 @@ def _table_name(column: sa.Column[Any]) -> str:
 def _transactions(
     session: orm.Session, ids: set[Any], reader: ArchiveReader
 ) -> dict[Any, tuple[Any, ...]]:
-    """id -> (id, issued_at, user_id, remote_addr, user label), from the database or,
-    for the transactions pruned with the versions, from the archive."""
+    """id -> (id, issued_at, user_id, remote_addr, user label, context), from the
+    database or, for the transactions pruned with the versions, from the archive."""
     transaction = transaction_table()
     columns, joined = transaction_columns(transaction)
     query = sa.select(*columns).select_from(joined).where(transaction.c.id.in_(sorted(ids)))
@@ -169,5 +171,11 @@ def _transactions(
                 user_id,
                 row.get("remote_addr"),
                 labels.get(user_id),
+                _context(row.get(CONTEXT_COLUMN)),
             )
     return found
+
+
+def _context(stored: Any) -> Any:
+    """The archived change context as the database gives it: a mapping (or ``None``)."""
+    return json.loads(stored) if isinstance(stored, str) else stored
