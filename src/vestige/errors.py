@@ -43,6 +43,9 @@ EXIT_CODE_MEANINGS: Mapping[ExitCode, str] = {
 #: Where a command gives an exit code its own meaning.
 COMMAND_EXIT_CODE_MEANINGS: Mapping[tuple[str, ExitCode], str] = {
     ("check", ExitCode.FAILED): "something is out of date (one line each), or the database failed",
+    ("init", ExitCode.BAD_INPUT): (
+        "env.py is not one vestige init can edit, or the models module is unclear; nothing changed"
+    ),
     ("prune", ExitCode.INTERRUPTED): (
         "interrupted (Ctrl-C or SIGTERM): stopped after the current batch; run it again to finish"
     ),
@@ -54,6 +57,7 @@ _READ_ONLY = (ExitCode.OK, ExitCode.FAILED, ExitCode.BAD_INPUT, ExitCode.INTERRU
 COMMAND_EXIT_CODES: Mapping[str, tuple[ExitCode, ...]] = {
     "check": _READ_ONLY,
     "history": _READ_ONLY,
+    "init": _READ_ONLY,
     "prune": (*_READ_ONLY[:3], ExitCode.BUSY, ExitCode.DECLINED, ExitCode.INTERRUPTED),
     "restore": (*_READ_ONLY[:3], ExitCode.DECLINED, ExitCode.CHANGED, ExitCode.INTERRUPTED),
 }

@@ -14,6 +14,7 @@ import click
 from vestige import __version__
 from vestige.cli.check import check as check_command
 from vestige.cli.history import history_command, restore_command
+from vestige.cli.init import init as init_command
 from vestige.cli.prune import prune as prune_command
 from vestige.cli.support import ErrorTranslatingGroup, Project
 from vestige.config import load_settings
@@ -46,3 +47,4 @@ app.add_command(history_command)
 app.add_command(restore_command)
 app.add_command(check_command)
 app.add_command(prune_command)
+app.add_command(init_command)

@@ -5,12 +5,15 @@ generated revisions call :mod:`vestige.migrations.native` (``from vestige.migrat
 import native``). The pieces: :mod:`~vestige.migrations.guard`,
 :mod:`~vestige.migrations.tables`, :mod:`~vestige.migrations.autogenerate`,
 :mod:`~vestige.migrations.check`, :mod:`~vestige.migrations.native`,
-:mod:`~vestige.migrations.lint` and :mod:`~vestige.migrations.probe`.
+:mod:`~vestige.migrations.lint`, :mod:`~vestige.migrations.probe`, and
+:mod:`~vestige.migrations.init` with :mod:`~vestige.migrations.environment` (``vestige
+init`` and what the ``env.py`` it writes calls).
 """
 
 from __future__ import annotations
 
 from vestige.migrations import native
+from vestige.migrations.environment import connection_from
 from vestige.migrations.guard import (
     check_version_tables,
     comparison_options,
@@ -18,6 +21,7 @@ from vestige.migrations.guard import (
     rename_column,
     rename_table,
 )
+from vestige.migrations.init import InitPlan, init_project, plan_init
 from vestige.migrations.tables import (
     expected_version_tables,
     missing_version_tables,
@@ -26,11 +30,15 @@ from vestige.migrations.tables import (
 )
 
 __all__ = [
+    "InitPlan",
     "check_version_tables",
     "comparison_options",
+    "connection_from",
     "expected_version_tables",
+    "init_project",
     "missing_version_tables",
     "native",
+    "plan_init",
     "process_revision_directives",
     "rename_column",
     "rename_table",
