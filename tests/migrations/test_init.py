@@ -11,6 +11,7 @@ this test process's versioning manager.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.support.init_projects import BLOG_VERSION_TABLES, alembic_init, blog_project
+from tests.support.init_projects import BLOG_VERSION_TABLES, STEPS, alembic_init, blog_project
 from vestige.migrations.init import MULTIDB, NO_MODELS, NOT_RECOGNISED, vestige_env_py
 
 BIN = Path(sys.executable).parent
@@ -61,6 +62,31 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
+def _steps(
+    project: Path, *steps: tuple[str, list[str], str | None]
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run ``vestige``/``alembic`` commands in order, in one new Python process; stops at
+    the first that fails."""
+    plan = project.parent / "steps.json"
+    plan.write_text(json.dumps([list(step) for step in steps]), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "VESTIGE_MODELS"}}
+    run = subprocess.run(
+        [sys.executable, "-c", STEPS, str(plan)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return [
+        subprocess.CompletedProcess(step[:2], code, out, err)
+        for step, (code, out, err) in zip(
+            steps, json.loads(run.stdout.splitlines()[-1]), strict=False
+        )
+    ]
+
+
 @pytest.mark.parametrize("template", [*TEMPLATES, None], ids=[*TEMPLATES, "no-alembic"])
 def test_init_then_autogenerate_upgrade_and_check(
     tmp_path: Path, db_url: str, template: str | None
@@ -68,22 +94,30 @@ def test_init_then_autogenerate_upgrade_and_check(
     project = blog_project(tmp_path / "app")
     if template is not None:
         alembic_init(project, template)
-
-    out = _ok(_run(project, "vestige", "init", "--models", "blog.models"))
-    assert "changed migrations/env.py" in out or "created migrations/env.py" in out
-    set_up = _files(project)
-    # a second run changes nothing
-    assert "nothing to change" in _ok(_run(project, "vestige", "init"))
-    assert _files(project) == set_up
-
     # the async templates connect with an async driver; vestige check with a sync one
     url = _async_url(db_url) if template and "async" in template else db_url
-    _ok(_run(project, "alembic", "revision", "--autogenerate", "-m", "blog", database_url=url))
-    (revision,) = (project / "migrations" / "versions").glob("*_blog.py")
-    text = revision.read_text(encoding="utf-8")
+
+    (init,) = _steps(project, ("vestige", ["init", "--models", "blog.models"], None))
+    assert "migrations/env.py" in _ok(init)
+    set_up = _files(project)
+    again, revision, upgrade, check = _steps(
+        project,
+        ("vestige", ["init"], None),
+        ("alembic", ["revision", "--autogenerate", "-m", "blog"], url),
+        ("alembic", ["upgrade", "head"], url),
+        ("vestige", ["check"], db_url),
+    )
+    # a second run changes nothing (the revision is the only new file)
+    assert "nothing to change" in _ok(again)
+    _ok(revision)
+    _ok(upgrade)
+    assert "ok: at head" in _ok(check)
+    (script,) = (project / "migrations" / "versions").glob("*_blog.py")
+    after = _files(project)
+    assert set(after) - set(set_up) == {script.relative_to(project).as_posix()}
+    assert {name: after[name] for name in set_up} == set_up
+    text = script.read_text(encoding="utf-8")
     assert all(f"op.create_table('{table}'" in text for table in BLOG_VERSION_TABLES), text
-    _ok(_run(project, "alembic", "upgrade", "head", database_url=url))
-    assert "ok: at head" in _ok(_run(project, "vestige", "check", database_url=db_url))
 
     engine = sa.create_engine(db_url)
     try:

@@ -114,3 +114,37 @@ def alembic_init(project: Path, template: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+# Runs commands the way their console scripts do, one after the other in one Python
+# process (one start-up instead of one per command): ``python -c STEPS cwd steps.json``.
+# Each step is [command, [args...], DATABASE_URL or null]; it prints one JSON list of
+# [exit code, stdout, stderr] per step.
+STEPS = """
+import contextlib, io, json, os, sys
+
+sys.path.insert(0, os.getcwd())
+results = []
+for command, args, url in json.loads(open(sys.argv[1]).read()):
+    os.environ.pop("DATABASE_URL", None)
+    if url is not None:
+        os.environ["DATABASE_URL"] = url
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            if command == "vestige":
+                from vestige.cli import app
+
+                code = app.main(args, prog_name="vestige", standalone_mode=False) or 0
+            else:
+                from alembic.config import main
+
+                main(argv=args, prog="alembic")
+                code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 1
+    results.append([code, out.getvalue(), err.getvalue()])
+    if code != 0:
+        break
+print(json.dumps(results))
+"""
