@@ -1,12 +1,17 @@
-# The Vestige command line with the reference models: used by the `pruner` service.
+# The Vestige command line, run by the `pruner` service against an application's models.
+#
+# Vestige is installed in /opt/vestige; the application lives in /app, the working
+# directory, which is on PYTHONPATH: its pyproject.toml ([tool.vestige] models and
+# retention) and its models package. This image carries the reference application there.
+# For your own: mount it over /app (VESTIGE_APP_DIR in docker-compose.yml), or build
+# FROM this image and COPY it into /app (docs/retention.md, Scheduling).
 FROM python:3.12-slim
-ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /app
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONPATH=/app
+WORKDIR /opt/vestige
 COPY pyproject.toml README.md ./
 COPY src ./src
-# the archive extra: VESTIGE_ARCHIVE_URL makes the pruner archive what it deletes
 RUN pip install '.[archive]'
-# [tool.vestige] models = "models" is imported from here, beside pyproject.toml
+WORKDIR /app
+COPY pyproject.toml ./
 COPY models ./models
-COPY migrations ./migrations
 CMD ["vestige", "--help"]

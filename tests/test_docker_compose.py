@@ -93,3 +93,72 @@ def test_every_pruner_recipe_takes_the_archive_url() -> None:
     assert "- name: VESTIGE_ARCHIVE_URL" in scheduling
     assert "VESTIGE_ARCHIVE_URL" in (ROOT / "scripts" / "prune").read_text()
     assert "[archive]" in (ROOT / "Dockerfile").read_text()
+
+
+RETENTION_PAGE = ROOT / "docs" / "retention.md"
+
+
+def _dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of each line of a Dockerfile, comments dropped."""
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (word.upper(), rest.split("#")[0].strip())
+        for word, _, rest in (line.partition(" ") for line in lines if line and line[0] != "#")
+    ]
+
+
+def _final_workdir(instructions: list[tuple[str, str]]) -> str:
+    return [args for word, args in instructions if word == "WORKDIR"][-1]
+
+
+def test_pruner_takes_the_application_from_the_mounted_directory() -> None:
+    """The compose file mounts the application where the image looks for it (the docs'
+    promise): the image's working directory, which is on PYTHONPATH."""
+    image = _dockerfile_instructions((ROOT / "Dockerfile").read_text())
+    app_dir = _final_workdir(image)
+    env = " ".join(args for word, args in image if word == "ENV")
+    assert f"PYTHONPATH={app_dir}" in env
+    # the image carries the reference application there: its settings and models
+    copied = [args.split() for word, args in image if word == "COPY"]
+    after_workdir = copied[-2:]
+    assert after_workdir == [["pyproject.toml", "./"], ["models", "./models"]]
+    assert all((ROOT / source).exists() for source, _ in after_workdir)
+
+    pruner = _compose()["services"]["pruner"]
+    [volume] = pruner["volumes"]
+    source, target, mode = volume.rsplit(":", 2)
+    assert source == "${VESTIGE_APP_DIR:-.}" and target == app_dir and mode == "ro"
+    assert pruner["environment"]["VESTIGE_MODELS"] == "${VESTIGE_MODELS:-}"
+    page = RETENTION_PAGE.read_text()
+    assert "VESTIGE_APP_DIR=../blog VESTIGE_MODELS=blog.models docker compose up -d pruner" in page
+    assert f"`{app_dir}`" in page
+
+
+def test_docs_image_built_from_vestiges_copies_into_its_working_directory() -> None:
+    page = RETENTION_PAGE.read_text()
+    [snippet] = re.findall(r"```dockerfile\n(.*?)```", page, re.DOTALL)
+    derived = _dockerfile_instructions(snippet)
+    [tag] = re.findall(r"docker build -t (\S+) \.", page)
+    assert derived[0] == ("FROM", tag)
+    # no WORKDIR of its own: its COPY lines land in the base image's /app, on PYTHONPATH
+    assert "WORKDIR" not in {word for word, _ in derived}
+    copied = {args.split()[-1] for word, args in derived if word == "COPY"}
+    assert "./" in copied and any(target.startswith("./") and target != "./" for target in copied)
+    env = dict(args.split("=", 1) for word, args in derived if word == "ENV")
+    assert env["VESTIGE_MODELS"] == "blog.models"
+    assert derived[-1] == ("CMD", '["vestige", "prune", "--yes", "--json"]')
+
+
+def test_prune_reads_the_models_module_from_vestige_models() -> None:
+    from click.testing import CliRunner
+
+    from vestige.cli import app
+
+    result = CliRunner().invoke(app, ["prune", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    assert "VESTIGE_MODELS" in result.output
+    # and uses it: a module that does not exist is named in the error
+    env = {"VESTIGE_MODELS": "no_such_app.models", "DATABASE_URL": "sqlite://"}
+    result = CliRunner().invoke(app, ["prune", "--dry-run"], env=env)
+    assert result.exit_code == 2
+    assert "cannot import models module 'no_such_app.models'" in result.output

@@ -50,6 +50,9 @@ COMMAND_EXIT_CODE_MEANINGS: Mapping[tuple[str, ExitCode], str] = {
     ("prune", ExitCode.FAILED): (
         "the database failed, or the archive could not be written (that batch stays)"
     ),
+    ("init", ExitCode.BAD_INPUT): (
+        "env.py is not one vestige init can edit, or the models module is unclear; nothing changed"
+    ),
     ("prune", ExitCode.INTERRUPTED): (
         "interrupted (Ctrl-C or SIGTERM): stopped after the current batch; run it again to finish"
     ),
@@ -62,6 +65,7 @@ COMMAND_EXIT_CODES: Mapping[str, tuple[ExitCode, ...]] = {
     "archive": _READ_ONLY,
     "check": _READ_ONLY,
     "history": _READ_ONLY,
+    "init": _READ_ONLY,
     "prune": (*_READ_ONLY[:3], ExitCode.BUSY, ExitCode.DECLINED, ExitCode.INTERRUPTED),
     "restore": (*_READ_ONLY[:3], ExitCode.DECLINED, ExitCode.CHANGED, ExitCode.INTERRUPTED),
     "serve": _READ_ONLY[:3],

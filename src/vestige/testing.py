@@ -21,8 +21,11 @@ The fixtures come with ``pytest_plugins``; without it, import them by name into 
 module (``from vestige.testing import alembic_runner, vestige_metadata, ...``). A star
 import never brings fixtures, so it cannot shadow the ``alembic_engine`` of your conftest.
 pytest-alembic's own collection hook fails on pytest 9 (0.13.1); vestige.testing does not
-need it: add ``-p no:pytest_alembic`` to pytest's ``addopts`` if you see
-``'TestCollector' object has no attribute '_nodeid'``.
+need it, and Vestige's pytest plugin (:mod:`vestige.pytest_plugin`, loaded by pytest
+wherever Vestige is installed) unregisters it, so a plain ``pytest`` works. Because that
+plugin comes from Vestige's distribution, pytest would rewrite the asserts of every Vestige
+module; this one opts out (PYTEST_DONT_REWRITE), so that a failing test says the kit's own
+lines and nothing more.
 
 Fixtures (override any in ``conftest.py``):
 

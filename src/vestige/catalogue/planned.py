@@ -103,7 +103,10 @@ def _secondaries(
             continue
         if key in options.get("exclude", ()) and key not in options.get("include", ()):
             continue
-        secondary = prop._init_args.secondary.effective_value()
+        arg = prop._init_args.secondary
+        # resolved once mappers are configured; the argument as declared before that
+        # (SQLAlchemy 2.1 spells this arg.effective_value(), 2.0 has no such method)
+        secondary = arg.resolved if arg.resolved is not None else arg.argument
         if isinstance(secondary, str):
             secondary = metadata.tables.get(secondary)
         elif callable(secondary):

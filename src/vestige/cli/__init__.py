@@ -15,6 +15,7 @@ from vestige import __version__
 from vestige.cli.archive import archive as archive_command
 from vestige.cli.check import check as check_command
 from vestige.cli.history import history_command, restore_command
+from vestige.cli.init import init as init_command
 from vestige.cli.prune import prune as prune_command
 from vestige.cli.serve import serve_command
 from vestige.cli.stats import stats as stats_command
@@ -52,3 +53,4 @@ app.add_command(prune_command)
 app.add_command(serve_command)
 app.add_command(archive_command)
 app.add_command(stats_command)
+app.add_command(init_command)

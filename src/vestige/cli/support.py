@@ -154,5 +154,7 @@ models_option = click.option(
     "models_module",
     metavar="MODULE",
     default=None,
-    help="Module that declares the versioned models (default: [tool.vestige] models).",
+    envvar="VESTIGE_MODELS",
+    help="Module that declares the versioned models (default: VESTIGE_MODELS, else "
+    "[tool.vestige] models).",
 )

@@ -61,6 +61,7 @@ from vestige.retention.report import (
     PruneReport,
     TableReport,
 )
+from vestige.retention.scratch import CreateTemporaryTableAs
 from vestige.versioning.setup import versioning_manager
 
 if TYPE_CHECKING:
@@ -338,7 +339,7 @@ class _Run:
             *rows.c,
         )
         self.conn.execute(sa.text(f"DROP TABLE IF EXISTS {name}"))
-        create = numbered.into(name, temporary=True)
+        create = CreateTemporaryTableAs(name, numbered)
         self.conn.execute(create)
         table = create.table
         self.scratch.append(table)
