@@ -82,7 +82,7 @@ def test_every_pruner_recipe_takes_the_archive_url() -> None:
     compose = _compose()
     pruner = compose["services"]["pruner"]
     assert pruner["environment"]["VESTIGE_ARCHIVE_URL"] == "${VESTIGE_ARCHIVE_URL:-}"
-    [volume] = pruner["volumes"]
+    [volume] = [v for v in pruner["volumes"] if v.endswith(":/archive")]
     name, _, target = volume.partition(":")
     assert name in compose["volumes"] and target == "/archive"
     page = (ROOT / "docs" / "retention.md").read_text()
@@ -125,7 +125,7 @@ def test_pruner_takes_the_application_from_the_mounted_directory() -> None:
     assert all((ROOT / source).exists() for source, _ in after_workdir)
 
     pruner = _compose()["services"]["pruner"]
-    [volume] = pruner["volumes"]
+    [volume] = [v for v in pruner["volumes"] if v.startswith("${VESTIGE_APP_DIR")]
     source, target, mode = volume.rsplit(":", 2)
     assert source == "${VESTIGE_APP_DIR:-.}" and target == app_dir and mode == "ro"
     assert pruner["environment"]["VESTIGE_MODELS"] == "${VESTIGE_MODELS:-}"
