@@ -11,6 +11,9 @@ One call, :func:`check`, returns a list of :class:`Finding` (empty when all is w
 - with native versioning on PostgreSQL, every audit function and trigger exists and is
   the one Continuum would write for the current columns, and ``transaction`` has its
   trigger.
+
+About 410 lines in one module: the three checks read one connection and one metadata,
+and their findings share one table of messages and fixes.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ migrations`` would. ``env.py`` is edited at the statements Alembic's templates w
 the ``multidb`` template's, is refused with one line and nothing is written. An
 ``env.py`` that already calls ``check_version_tables`` is left as it is, so a second
 run changes nothing.
+
+About 580 lines in one module: the plan and the text edits it is made of, one small
+function per statement edited, kept beside the plan that orders them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Retention: policy -> prunable rows per version table -> batched deletes -> report.
 
-One module of about 490 lines: :func:`prune` and the ``_Run`` it drives share one
-connection's scratch tables and batch transactions; split, each half would reach into
-the other's state.
+One module of about 630 lines: :func:`prune` and the ``_Run`` it drives share one
+connection's scratch tables and batch transactions, and archiving a batch
+(:mod:`vestige.archive`) happens inside that batch's transaction; split, each half would
+reach into the other's state.
 
 ::
 
