@@ -45,7 +45,8 @@ from vestige.history.reading import (
     Touched,
     TransactionChanges,
     Version,
-    _naive_utc,
+    _transaction_changes,
+    _transactions_select,
     _user_text,
     _version,
 )
@@ -301,15 +302,7 @@ def transactions_page(
         touched_limit: At most this many touched records listed per transaction and
             version table (a transaction's own page lists them all, a page at a time).
     """
-    transaction = transaction_table()
-    columns, joined = transaction_columns(transaction)
-    query = sa.select(*columns).select_from(joined)
-    if since is not None:
-        query = query.where(transaction.c.issued_at >= _naive_utc(since))
-    if until is not None:
-        query = query.where(transaction.c.issued_at < _naive_utc(until))
-    if user is not None:
-        query = query.where(transaction.c.user_id == user)
+    transaction, query = _transactions_select(since, until, user)
     if model is not None:
         shape = shape_of(model)
         query = query.where(
@@ -318,18 +311,7 @@ def transactions_page(
     rows = _keyset(session, query, [transaction.c.id], before, after, limit)
     ids = [row[0] for row in rows[:limit]]
     touched = _touched(session, ids, touched_limit)
-    items = [
-        TransactionChanges(
-            transaction_id=tx_id,
-            issued_at=issued_at,
-            user_id=user_id,
-            user=_user_text(user_id, label),
-            remote_addr=remote_addr,
-            touched=tuple(touched.get(tx_id, ())),
-            context=stored or {},
-        )
-        for tx_id, issued_at, user_id, remote_addr, label, stored in rows[:limit]
-    ]
+    items = [_transaction_changes(row, touched.get(row[0], ())) for row in rows[:limit]]
     return _page(items, rows, before, after, limit, lambda t: (t.transaction_id,))
 
 

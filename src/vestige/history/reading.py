@@ -260,15 +260,8 @@ def changes(
             ``remote_addr`` filter on their columns when the table has them.
         limit: At most this many transactions (the oldest that match); ``None``: all.
     """
-    transaction = transaction_table()
-    columns, joined = transaction_columns(transaction)
-    query = sa.select(*columns).select_from(joined).order_by(transaction.c.id)
-    if since is not None:
-        query = query.where(transaction.c.issued_at >= _naive_utc(since))
-    if until is not None:
-        query = query.where(transaction.c.issued_at < _naive_utc(until))
-    if user is not None:
-        query = query.where(transaction.c.user_id == user)
+    transaction, query = _transactions_select(since, until, user)
+    query = query.order_by(transaction.c.id)
     if model is not None:
         shape = shape_of(model)
         touched_model = (
@@ -296,18 +289,38 @@ def changes(
                 operation = Operation.from_type(operation_type)
                 name = names.get(identity, names[None])
                 touched[tx_id].append(Touched(name, tuple(key), operation))
-    return [
-        TransactionChanges(
-            transaction_id=tx_id,
-            issued_at=issued_at,
-            user_id=user_id,
-            user=_user_text(user_id, label),
-            remote_addr=remote_addr,
-            touched=tuple(touched[tx_id]),
-            context=stored or {},
-        )
-        for tx_id, issued_at, user_id, remote_addr, label, stored in transactions
-    ]
+    return [_transaction_changes(row, touched[row[0]]) for row in transactions]
+
+
+def _transactions_select(
+    since: datetime | None, until: datetime | None, user: Any
+) -> tuple[sa.Table, sa.Select[Any]]:
+    """The ``transaction`` table and the select of its :func:`transaction_columns`, with
+    the period and user filters that :func:`changes` and ``transactions_page`` share."""
+    transaction = transaction_table()
+    columns, joined = transaction_columns(transaction)
+    query = sa.select(*columns).select_from(joined)
+    if since is not None:
+        query = query.where(transaction.c.issued_at >= _naive_utc(since))
+    if until is not None:
+        query = query.where(transaction.c.issued_at < _naive_utc(until))
+    if user is not None:
+        query = query.where(transaction.c.user_id == user)
+    return transaction, query
+
+
+def _transaction_changes(row: Sequence[Any], touched: Sequence[Touched]) -> TransactionChanges:
+    """A row of :func:`transaction_columns` and the records it touched, as data."""
+    tx_id, issued_at, user_id, remote_addr, label, stored = row
+    return TransactionChanges(
+        transaction_id=tx_id,
+        issued_at=issued_at,
+        user_id=user_id,
+        user=_user_text(user_id, label),
+        remote_addr=remote_addr,
+        touched=tuple(touched),
+        context=stored or {},
+    )
 
 
 def record_label(model: type[Any], key: Sequence[Any]) -> str:
