@@ -23,12 +23,14 @@ from tests.support.archive_data import (
 from tests.support.retention_data import (
     history_engine,
     history_url,
+    overtaken_chain,
     postgres_history_url,
     sqlite_history_template,
 )
 from vestige.archive import MANIFEST, ArchiveReader, Manifest, open_target, verify
 from vestige.history import as_of, history, use_archive
 from vestige.retention import prune
+from vestige.retention.policy import parse_policy
 
 # fixtures, imported to be found
 __all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]
@@ -166,3 +168,24 @@ def test_a_second_run_archives_nothing_more(written: sa.Engine, tmp_path: Path) 
     again = prune(written, POLICY, archive=archive)
     assert again.versions_deleted == 0 and again.archive is not None and again.archive.rows == 0
     assert len(Manifest.load(open_target(archive)).files) == files
+
+
+def test_history_across_the_archive_follows_commit_order_where_ids_disagree(
+    history_engine: sa.Engine, tmp_path: Path
+) -> None:
+    """Continuum numbers a transaction at its first flush: tx 3 committed before tx 2.
+    The archived part and the database part still join into the chain in commit order."""
+    overtaken_chain(history_engine)
+    before = histories(history_engine, [(models.Package, (1,))])
+    archive = str(tmp_path / "archive")
+
+    report = prune(history_engine, parse_policy({"keep_versions": 1}), archive=archive)
+
+    assert report.versions_deleted == 3
+    with Session(history_engine) as session:
+        assert [v.values["summary"] for v in history(session, models.Package, 1)] == ["Z"]
+        summaries = [
+            v.values["summary"] for v in history(session, models.Package, 1, archive=archive)
+        ]
+    assert summaries == ["a", "X", "Y", "Z"]
+    assert histories(history_engine, [(models.Package, (1,))], archive=archive) == before
