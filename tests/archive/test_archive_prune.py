@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,15 @@ from tests.support.archive_data import (
     write_archivable_history,
 )
 from tests.support.retention_data import (
+    NOW,
+    TX,
     history_engine,
+    history_problems,
     history_url,
     overtaken_chain,
     postgres_history_url,
     sqlite_history_template,
+    take_id,
 )
 from vestige.archive import MANIFEST, ArchiveReader, Manifest, open_target, verify
 from vestige.history import as_of, history, use_archive
@@ -35,6 +40,7 @@ from vestige.retention.policy import parse_policy
 # fixtures, imported to be found
 __all__ = ["history_engine", "history_url", "postgres_history_url", "sqlite_history_template"]
 
+PACKAGE_VERSION = models.PackageVersion.__table__
 PART = r"(?P<table>\w+)/month=(?P<month>\d{4}-\d{2})/part-(?P<run>[\w-]+)-(?P<batch>\d{6})\.parquet"
 
 
@@ -189,3 +195,57 @@ def test_history_across_the_archive_follows_commit_order_where_ids_disagree(
         ]
     assert summaries == ["a", "X", "Y", "Z"]
     assert histories(history_engine, [(models.Package, (1,))], archive=archive) == before
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_batches_go_month_first_yet_each_chain_oldest_first_in_commit_order(
+    history_engine: sa.Engine, tmp_path: Path
+) -> None:
+    """With an archive, batches are taken month first, so that a batch is written as a
+    file or two per table. Here tx 2 was issued months before tx 3 but committed after
+    it: ordered by its own month, package 1's version Y would go before X and leave a
+    hole. Stopped after every batch of one row, no run leaves a hole, and each row lands
+    once, in the partition of its own transaction's month."""
+    overtaken_chain(history_engine)  # package 1: a(tx 1) -> X(tx 3) -> Y(tx 2) -> Z(tx 4)
+    with Session(history_engine) as session:  # package 2: one old version, one kept
+        package = models.Package(id=2, name="q", summary="old")
+        take_id(session, 5)
+        session.add(package)
+        session.commit()
+        take_id(session, 6)
+        package.summary = "new"
+        session.commit()
+    issued = {1: datetime(2025, 1, 10), 3: datetime(2025, 4, 10), 2: datetime(2025, 2, 10)}
+    issued |= {4: datetime(2025, 5, 1), 5: datetime(2025, 3, 1), 6: datetime(2025, 5, 2)}
+    with history_engine.begin() as conn:
+        for tx_id, moment in issued.items():
+            conn.execute(sa.update(TX).where(TX.c.id == tx_id).values(issued_at=moment))
+    archive = str(tmp_path / "archive")
+    policy = parse_policy({"keep_days": 0, "keep_versions": 1})
+    gone: list[list[int]] = []
+    for _ in range(4):  # one version a run: package 1's a, q's old, X, Y
+
+        def stop(progress: Any) -> None:
+            if progress.done and progress.phase == "package_version":
+                raise Interrupt
+
+        with pytest.raises(Interrupt):
+            prune(history_engine, policy, now=NOW, batch_size=1, on_progress=stop, archive=archive)
+        assert history_problems(history_engine) == []
+        with history_engine.connect() as conn:
+            left = conn.execute(sa.select(PACKAGE_VERSION.c.transaction_id)).scalars().all()
+        gone.append(sorted(set(issued) - set(left)))
+    # month first (Jan, Mar, then Apr for X and Y: Y's own month, Feb, is before X's)
+    assert gone == [[1], [1, 5], [1, 3, 5], [1, 2, 3, 5]]
+    files = Manifest.load(open_target(archive)).committed
+    months = {
+        row["transaction_id"]: entry.month
+        for entry in files
+        if entry.table == "package_version"
+        for row in pq.read_table(Path(archive) / entry.path).to_pylist()
+    }
+    assert months == {1: "2025-01", 5: "2025-03", 3: "2025-04", 2: "2025-02"}
+    assert sum(entry.rows for entry in files if entry.table == "package_version") == 4

@@ -46,7 +46,7 @@ ROWS = [
 def write(tmp_path: Path) -> str:
     url = str(tmp_path / "archive")
     writer = ArchiveWriter(url)
-    staged = writer.stage([Part(THEN, ROWS, ["2025-03"] * len(ROWS), ["id", "transaction_id"])])
+    staged = writer.stage([Part(THEN, [(*row, 202503) for row in ROWS], ["id", "transaction_id"])])
     writer.commit(staged)
     writer.close()
     return url

@@ -36,6 +36,7 @@ from vestige.archive.writer import (
     Part,
     Reconciled,
     Staged,
+    month_label,
     month_of,
     part_path,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "VerifyReport",
     "archive_bytes",
     "listing",
+    "month_label",
     "month_of",
     "open_target",
     "part_path",

@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
@@ -30,11 +30,12 @@ __all__ = [
     "arrow_field",
     "arrow_schema",
     "decode_value",
-    "encode_rows",
     "read_back",
     "row_count",
     "sha256",
-    "sort_rows",
+    "sorted_order",
+    "to_arrow",
+    "to_parquet",
 ]
 
 _ENCODED = b"vestige.type"
@@ -87,7 +88,11 @@ def arrow_schema(table: sa.Table) -> pa.Schema:
 
 
 def _converter(field: pa.Field) -> Any:
-    """How a value of ``field`` goes to Arrow: ``None`` when as it is."""
+    """How a value of ``field`` goes to Arrow: ``None`` when as it is.
+
+    Times need none: Arrow stores an aware time in a naive field as its UTC time, and a
+    naive time in an aware field as UTC (SQLite gives aware columns back naive: UTC).
+    """
     encoded = (field.metadata or {}).get(_ENCODED)
     if encoded == b"decimal":
         return str
@@ -97,48 +102,58 @@ def _converter(field: pa.Field) -> Any:
         return lambda value: (
             (value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))).bytes
         )
-    if pa.types.is_timestamp(field.type):
-        if field.type.tz is not None:
-            # SQLite gives aware columns back naive: they are UTC
-            return lambda value: value.replace(tzinfo=UTC) if value.tzinfo is None else value
-        return lambda value: (
-            value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
-        )
     return None
 
 
-def _uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+def to_arrow(table: sa.Table, rows: Sequence[Row]) -> tuple[pa.Table, pa.Array]:
+    """``rows`` of ``table`` as an Arrow table, and their months.
 
+    Args:
+        table: The table.
+        rows: Each its values in column order, then a month number (``YYYYMM`` or ``None``).
 
-def sort_rows(rows: Sequence[Row], positions: Sequence[int]) -> list[Row]:
-    """``rows`` sorted by the values at ``positions`` (a key, then the transaction)."""
-    try:
-        return sorted(rows, key=itemgetter(*positions))
-    except TypeError:  # NULLs among the values: they sort first
-        return sorted(rows, key=lambda row: tuple(_sortable(row[i]) for i in positions))
-
-
-def encode_rows(table: sa.Table, ordered: Sequence[Row]) -> tuple[bytes, int]:
-    """``ordered`` rows of ``table`` (tuples in column order) as one Parquet file:
-    (bytes, row count)."""
+    Returns:
+        The table's columns, and the months (``int32``).
+    """
     schema = arrow_schema(table)
-    arrays = []
-    for i, field in enumerate(schema):
-        values = [row[i] for row in ordered]
-        convert = _converter(field)
-        if convert is not None:
-            values = [None if value is None else convert(value) for value in values]
-        arrays.append(pa.array(values, type=field.type))
+    month = pa.field("month", pa.int32())
+    converters = [_converter(field) for field in schema]
+    if not any(converters) and all(type(row) is tuple for row in rows):
+        # tuples straight to Arrow, in C: a struct array of the row's fields
+        whole = pa.array(rows, type=pa.struct([*schema, month]))
+        columns = whole.flatten() if rows else [pa.array([], field.type) for field in schema]
+        months = columns.pop() if rows else pa.array([], pa.int32())
+    else:
+        by_column = list(zip(*rows, strict=True)) if rows else [()] * (len(schema) + 1)
+        months = pa.array(by_column.pop(), type=pa.int32())
+        columns = []
+        for values, field, convert in zip(by_column, schema, converters, strict=True):
+            if convert is not None:
+                converted = [None if value is None else convert(value) for value in values]
+                columns.append(pa.array(converted, type=field.type))
+            else:
+                columns.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema), months
+
+
+def sorted_order(rows: pa.Table, months: pa.Array, order: Sequence[str]) -> pa.Array:
+    """The row indices of ``rows`` in month order, then by ``order`` (the key, then the
+    transaction: primary key columns, never NULL)."""
+    keys = {"month": months}
+    for name in order:
+        column = rows.column(name).combine_chunks()
+        # extension types (UUID, JSON) sort by their stored bytes or text
+        keys[f"key.{name}"] = column.storage if isinstance(column, pa.ExtensionArray) else column
+    return pc.sort_indices(pa.table(keys), sort_keys=[(name, "ascending") for name in keys])
+
+
+def to_parquet(rows: pa.Table) -> bytes:
+    """``rows`` as one Parquet file (zstd)."""
     # Arrow's own buffers, not Python file objects: no Python callbacks from Arrow's
     # threads (which can abort the interpreter at exit while one is still running)
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), sink, compression="zstd")
-    return sink.getvalue().to_pybytes(), len(ordered)
-
-
-def _sortable(value: Any) -> Any:
-    return (value is not None, value)
+    pq.write_table(rows, sink, compression="zstd")
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def sha256(data: bytes) -> str:
@@ -152,7 +167,7 @@ def read_back(data: bytes) -> pa.Table:
 
 def row_count(data: bytes) -> int:
     """The row count a Parquet file's footer records (the footer parsed, no page decoded)."""
-    return int(pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows)
+    return int(pq.read_metadata(pa.BufferReader(data)).num_rows)
 
 
 def decode_value(column: sa.Column[Any] | None, value: Any, *, naive_times: bool) -> Any:

@@ -21,13 +21,13 @@ committed files. A failing archive (a bad URL, permissions, a full disk) raises
 from __future__ import annotations
 
 import secrets
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from vestige.archive.failpoints import failpoint
@@ -35,16 +35,26 @@ from vestige.archive.manifest import COMMITTED, DROPPED, PENDING, FileEntry, Man
 from vestige.archive.parquet import (
     Row,
     arrow_schema,
-    encode_rows,
     read_back,
     row_count,
     sha256,
-    sort_rows,
+    sorted_order,
+    to_arrow,
+    to_parquet,
 )
 from vestige.archive.target import ArchiveTarget, open_target
 from vestige.errors import ArchiveError
 
-__all__ = ["ArchiveWriter", "Part", "Reconciled", "Staged", "month_of", "new_run_id", "part_path"]
+__all__ = [
+    "ArchiveWriter",
+    "Part",
+    "Reconciled",
+    "Staged",
+    "month_label",
+    "month_of",
+    "new_run_id",
+    "part_path",
+]
 
 UNKNOWN_MONTH = "unknown"
 READ_BACK_FAILED = "archive {url}: {path} did not read back as written ({cause})"
@@ -57,7 +67,15 @@ HALF_DELETED = (
 
 def month_of(moment: datetime | None) -> str:
     """The Hive partition value of a transaction time: ``YYYY-MM``."""
-    return moment.strftime("%Y-%m") if moment is not None else UNKNOWN_MONTH
+    return f"{moment.year:04d}-{moment.month:02d}" if moment is not None else UNKNOWN_MONTH
+
+
+def month_label(number: Any) -> str:
+    """The partition value of a ``YYYYMM`` number (as SQL's ``month_number`` gives it)."""
+    if not number:
+        return UNKNOWN_MONTH
+    year, month = divmod(int(number), 100)
+    return f"{year:04d}-{month:02d}"
 
 
 def part_path(table: str, month: str, run: str, batch: int) -> str:
@@ -77,14 +95,14 @@ class Part:
 
     Attributes:
         table: The table the rows were deleted from.
-        rows: The rows, each its values in the table's column order.
-        months: Each row's partition (``YYYY-MM`` of its transaction).
+        rows: The rows, each its values in the table's column order, then the month of
+            its transaction as a number, ``YYYYMM`` (``None``: unknown): the partition
+            its file goes to.
         order: The columns to sort by: the record's key, then the transaction.
     """
 
     table: sa.Table
     rows: Sequence[Row]
-    months: Sequence[str]
     order: Sequence[str]
 
 
@@ -222,16 +240,20 @@ class ArchiveWriter:
         return staged
 
     def _encode(self, part: Part) -> list[tuple[FileEntry, bytes]]:
-        by_month: dict[str, list[Row]] = defaultdict(list)
-        for row, month in zip(part.rows, part.months, strict=True):
-            by_month[month].append(row)
         schema = [[field.name, str(field.type)] for field in arrow_schema(part.table)]
         names = [column.name for column in part.table.c]
         positions = [names.index(name) for name in part.order]
+        rows, months = to_arrow(part.table, part.rows)
+        months = months.fill_null(0)  # unknown
+        order = sorted_order(rows, months, part.order)
+        rows, months = rows.take(order), months.take(order)
+        indices = order.to_pylist()
         files: list[tuple[FileEntry, bytes]] = []
-        for month in sorted(by_month):
-            ordered = sort_rows(by_month[month], positions)
-            data, count = encode_rows(part.table, ordered)
+        start = 0
+        for counted in pc.value_counts(months):  # months in sorted order, as first seen
+            month, count = month_label(counted["values"].as_py()), counted["counts"].as_py()
+            data = to_parquet(rows.slice(start, count))
+            first, last = part.rows[indices[start]], part.rows[indices[start + count - 1]]
             entry = FileEntry(
                 path=part_path(part.table.name, month, self.run, self.batch),
                 table=part.table.name,
@@ -240,14 +262,15 @@ class ArchiveWriter:
                 bytes=len(data),
                 sha256=sha256(data),
                 key_columns=list(part.order),
-                key_min=[ordered[0][i] for i in positions],
-                key_max=[ordered[-1][i] for i in positions],
+                key_min=[first[i] for i in positions],
+                key_max=[last[i] for i in positions],
                 schema=schema,
                 run=self.run,
                 batch=self.batch,
                 policy=self.policy,
             )
             files.append((entry, data))
+            start += count
         return files
 
     def _check(self, entry: FileEntry) -> None:

@@ -29,6 +29,9 @@ the archive as Parquet and read back while its database transaction is still ope
 committed only then (:mod:`vestige.archive.writer` says what a crash at each step
 leaves, and how the next run settles it). The ``transaction`` rows the run deletes, and
 their ``transaction_changes`` / ``transaction_meta`` rows, are archived the same way.
+Batches are then taken month first (a month that never decreases along a chain, see
+:func:`~vestige.retention.prunable.prunable_keys`), so that each writes a file or two
+per table rather than one per month its records' histories span.
 
 Why a rerun after an interruption ends in the same state: the prunable set is a function
 of what stays (the newest versions, the times of transactions that stay), so deleting
@@ -51,9 +54,10 @@ from sqlalchemy_continuum.plugins import TransactionChangesPlugin, TransactionMe
 from vestige.catalogue import association_tables, version_columns
 from vestige.errors import ArchiveError, ConfigError
 from vestige.registry import VersionedModel, versioned_models
+from vestige.retention.collecting import Collector
 from vestige.retention.lock import pruner_lock
 from vestige.retention.policy import Policy
-from vestige.retention.prunable import VersionTable, prunable_keys
+from vestige.retention.prunable import VersionTable, month_number, prunable_keys
 from vestige.retention.report import (
     TRANSACTION_PHASE,
     ArchiveSummary,
@@ -236,6 +240,7 @@ def prune(
             except ArchiveError as exc:
                 raise ArchiveError(f"{exc}; nothing was deleted") from exc
             run.writer = writer
+            run.collector = Collector(conn)
             summary = ArchiveSummary(archive, reconciled=settled.committed + settled.discarded)
         try:
             if dry_run:
@@ -323,6 +328,7 @@ class _Run:
         self.scratch: list[sa.Table] = []
         self.keys: dict[str, sa.Table] = {}
         self.writer: ArchiveWriter | None = None
+        self.collector: Collector | None = None
 
     # --- scratch tables ----------------------------------------------------------------
 
@@ -396,26 +402,18 @@ class _Run:
         if self.pause:
             time.sleep(self.pause)
 
-    def _deleting(self, statement: sa.Delete, table: sa.Table, into: list[Sequence[Any]]) -> int:
+    def _deleting(
+        self,
+        statement: sa.Delete,
+        table: sa.Table,
+        into: list[Sequence[Any]],
+        *also: sa.ColumnElement[Any],
+    ) -> int:
         """Run a DELETE; with an archive, collect the deleted rows (``RETURNING`` every
-        column, in the table's order) in ``into``."""
-        if self.writer is None:
+        column, in the table's order, then the columns ``also``) in ``into``."""
+        if self.collector is None:
             return int(self.conn.execute(statement).rowcount)
-        rows = self.conn.execute(statement.returning(*table.c)).all()
-        into.extend(rows)
-        return len(rows)
-
-    def _months(self, ids: set[Any]) -> dict[Any, str]:
-        """The partition (month of ``issued_at``) of each transaction id."""
-        found: dict[Any, str] = {}
-        tx = self.transactions
-        wanted = sorted(ids)
-        for start in range(0, len(wanted), 1000):
-            chunk = wanted[start : start + 1000]
-            query = sa.select(tx.c.id, tx.c.issued_at).where(tx.c.id.in_(chunk))
-            month_of = _archive_package().month_of
-            found.update((tx_id, month_of(issued)) for tx_id, issued in self.conn.execute(query))
-        return found
+        return self.collector.delete(statement, table, into, *also)
 
     def drop_scratch(self) -> None:
         """Drop this run's temporary tables (a dead connection drops them by itself)."""
@@ -437,12 +435,20 @@ class _Run:
 
     def _keys(self, index: int, target: VersionTable, *, dry_run: bool) -> tuple[sa.Table, int]:
         # oldest first in commit order within a record: a run stopped between batches
-        # leaves every chain without a hole (R2, R7)
-        order = [column.name for column in target.key] + ["position"]
+        # leaves every chain without a hole (R2, R7). With an archive, month first (a
+        # month that never decreases along a chain, see prunable_keys): a batch then
+        # spans one or two months, so it is written as a file or two per table, not one
+        # per month its records' histories span
+        by_month = self.writer is not None and not dry_run
+        order = [*(["month"] if by_month else []), *(c.name for c in target.key), "position"]
         table, total = self._materialise(
             _KEYS_TABLE.format(index),
             prunable_keys(
-                target, self.transactions, self.now, None if dry_run else self._row_id(target)
+                target,
+                self.transactions,
+                self.now,
+                None if dry_run else self._row_id(target),
+                by_month=by_month,
             ),
             order,
             index_all=dry_run,
@@ -502,13 +508,15 @@ class _Run:
         key_columns = [keys.c[column.name] for column in self._row_key(target)]
         row_id = self._row_id(target)
         same_key = [keys.c[column.name] == column for column in self._row_key(target)]
-        order = [column.name for column in self._row_key(target)]
         deleted = 0
         for lo, hi in self._batches(total):
             in_batch = [keys.c.seq > lo, keys.c.seq <= hi]
             self._begin_batch()
             expected = min(hi, total) - lo
             count = 0
+            # with an archive: the deleted rows, those deleted by address with their
+            # transaction's month (from the keys) as one more column
+            tagged: list[Sequence[Any]] = []
             rows: list[Sequence[Any]] = []
             if row_id is not None:
                 # by physical address, the key checked too: a row that moved since the
@@ -516,26 +524,18 @@ class _Run:
                 by_address = sa.delete(target.table).where(
                     row_id == keys.c.row_id, *same_key, *in_batch
                 )
-                count = self._deleting(by_address, target.table, rows)
+                month = [keys.c.issued_month] if self.writer is not None else []
+                count = self._deleting(by_address, target.table, tagged, *month)
             if count < expected:
                 batch = sa.select(*key_columns).where(*in_batch)
                 count += self._deleting(
                     sa.delete(target.table).where(row_key.in_(batch)), target.table, rows
                 )
             parts: list[Part] = []
-            if rows:
-                from vestige.archive import Part  # rows are collected only with an archive
-
-                tx_at = list(target.table.c).index(target.transaction_id)
-                months = self._months({row[tx_at] for row in rows})
-                parts.append(
-                    Part(
-                        target.table,
-                        rows,
-                        [months.get(row[tx_at], "unknown") for row in rows],
-                        order,
-                    )
-                )
+            if self.collector is not None and (tagged or rows):
+                order = [column.name for column in self._row_key(target)]
+                issued = sa.select(keys.c.transaction_id, keys.c.issued_month).where(*in_batch)
+                parts.append(self.collector.version_part(target, order, issued, tagged, rows))
             self._end_batch(parts)
             deleted += count
             self.notify(Progress(target.name, min(hi, total), total))
@@ -544,17 +544,6 @@ class _Run:
         return TableReport(target.name, examined, deleted, examined - deleted, oldest)
 
     # --- transactions -------------------------------------------------------------------
-
-    @staticmethod
-    def _part(
-        table: sa.Table, rows: list[Sequence[Any]], months: Mapping[Any, str], tx_name: str
-    ) -> Part:
-        """Deleted rows of a transaction table, partitioned by their transaction's month."""
-        from vestige.archive import Part  # only with an archive: its extra is installed
-
-        key = [column.name for column in table.primary_key.columns] or [tx_name]
-        tx_at = [column.name for column in table.c].index(tx_name)
-        return Part(table, rows, [months.get(row[tx_at], "unknown") for row in rows], key)
 
     def _unreferenced(
         self,
@@ -593,36 +582,41 @@ class _Run:
         dependents: Sequence[sa.Column[Any]],
     ) -> int:
         """Delete, in committed batches, the transactions nothing refers to."""
-        tx_id = self.transactions.c.id
+        tx_id, issued_at = self.transactions.c.id, self.transactions.c.issued_at
         unreferenced = self._unreferenced(targets, references, kept_only=False)
-        candidates, total = self._materialise(
-            _ORPHANS_TABLE, sa.select(tx_id).where(*unreferenced), ["id"]
-        )
+        orphans = sa.select(tx_id).where(*unreferenced)
+        order = ["id"]
+        if self.writer is not None:  # month first: a batch's rows in a file or two per table
+            orphans = orphans.add_columns(month_number(issued_at).label("month"))
+            order = ["month", "id"]
+        candidates, total = self._materialise(_ORPHANS_TABLE, orphans, order)
         self.notify(Progress(TRANSACTION_PHASE, 0, total))
         deleted = 0
         for lo, hi in self._batches(total):
             batch = sa.select(candidates.c.id).where(candidates.c.seq > lo, candidates.c.seq <= hi)
             self._begin_batch()
             # checked again: the batch deletes only what is unreferenced right now
-            ids = (
-                self.conn.execute(sa.select(tx_id).where(tx_id.in_(batch), *unreferenced))
-                .scalars()
-                .all()
-            )
+            month = [month_number(issued_at)] if self.writer is not None else []
+            found = self.conn.execute(
+                sa.select(tx_id, *month).where(tx_id.in_(batch), *unreferenced)
+            ).all()
+            ids = [row[0] for row in found]
             parts: list[Part] = []
             if ids:
-                months = self._months(set(ids)) if self.writer is not None else {}
+                months: dict[Any, Any] = dict(found) if self.collector is not None else {}
                 for column in dependents:
                     rows: list[Sequence[Any]] = []
                     self._deleting(
                         sa.delete(column.table).where(column.in_(ids)), column.table, rows
                     )
-                    parts.append(self._part(column.table, rows, months, column.name))
+                    if self.collector is not None:
+                        parts.append(self.collector.part(column.table, rows, months, column))
                 rows = []
                 deleted += self._deleting(
                     sa.delete(self.transactions).where(tx_id.in_(ids)), self.transactions, rows
                 )
-                parts.append(self._part(self.transactions, rows, months, "id"))
+                if self.collector is not None:
+                    parts.append(self.collector.part(self.transactions, rows, months, tx_id))
             self._end_batch(parts)
             self.notify(Progress(TRANSACTION_PHASE, min(hi, total), total))
         return deleted

@@ -34,10 +34,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from vestige.retention.policy import Rules
 
-__all__ = ["DELETE_OPERATION", "VersionTable", "classified", "prunable_keys"]
+__all__ = ["DELETE_OPERATION", "VersionTable", "classified", "month_number", "prunable_keys"]
 
 DELETE_OPERATION = 2
 
@@ -330,20 +333,68 @@ def _association_ranked(
     )
 
 
+class month_number(FunctionElement[int]):
+    """``YYYYMM`` of a time as an integer (``NULL`` for ``NULL``): a month, sortable."""
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(month_number)
+def _month_number(element: month_number, compiler: SQLCompiler, **kw: Any) -> str:
+    moment = compiler.process(element.clauses, **kw)
+    return f"CAST(EXTRACT(YEAR FROM {moment}) * 100 + EXTRACT(MONTH FROM {moment}) AS INTEGER)"
+
+
+@compiles(month_number, "postgresql")
+def _month_number_postgresql(element: month_number, compiler: SQLCompiler, **kw: Any) -> str:
+    # date_part: double precision arithmetic, several times cheaper than EXTRACT's numeric
+    moment = compiler.process(element.clauses, **kw)
+    return f"CAST(date_part('year', {moment}) * 100 + date_part('month', {moment}) AS INTEGER)"
+
+
+@compiles(month_number, "sqlite")
+def _month_number_sqlite(element: month_number, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(strftime('%Y%m', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
 def prunable_keys(
     target: VersionTable,
     transactions: sa.Table,
     now: datetime,
     row_id: sa.ColumnElement[Any] | None = None,
+    *,
+    by_month: bool = False,
 ) -> sa.Select[Any]:
     """The key, transaction and ``position`` (and ``row_id``) of every prunable row.
 
     Ordered by record, then oldest first in commit order: deleting in this order never
     leaves a hole in a chain, wherever a run stops.
+
+    Args:
+        target: The version table and its rules.
+        transactions: Continuum's ``transaction`` table.
+        now: The time the rules count days back from.
+        row_id: A physical row address of ``target`` to carry along.
+        by_month: Also give each row ``issued_month``, the month (``YYYYMM``) of its
+            transaction, and ``month``: the
+            month (``YYYYMM``) of the newest transaction among the record's prunable
+            rows up to this one in commit order. ``month`` never decreases along a
+            chain, so ordering by ``month``, then record, then ``position`` still
+            deletes each record's rows oldest first, while a batch holds few months
+            (an archive writes a file per table and month of each batch).
     """
     rows = classified(target, transactions, now, row_id)
     columns = [rows.c[column.name] for column in target.key]
     carried = [] if row_id is None else [rows.c.row_id]
+    if by_month:
+        newest_so_far = sa.func.max(rows.c.issued_at).over(
+            partition_by=columns, order_by=rows.c.position, rows=(None, 0)
+        )
+        carried += [
+            month_number(rows.c.issued_at).label("issued_month"),
+            month_number(newest_so_far).label("month"),
+        ]
     return (
         sa.select(*columns, rows.c.transaction_id, rows.c.position, *carried)
         .where(rows.c.prune)
