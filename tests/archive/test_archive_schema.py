@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from vestige.archive import ArchiveReader, ArchiveWriter, Part
+from vestige.archive.parquet import to_arrow
 
 THEN = sa.Table(
     "event_version",
@@ -86,3 +87,64 @@ def test_sqlite_reads_timezone_aware_times_back_naive_utc(tmp_path: Path) -> Non
     with ArchiveReader(url, naive_times=True) as reader:
         [row] = reader.rows(NOW, {"id": 8})
     assert row["at"] == AT.replace(tzinfo=None)
+
+
+PLAIN = sa.Table(
+    "plain_version",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("transaction_id", sa.BigInteger, primary_key=True),
+    sa.Column("name", sa.String(20)),
+    sa.Column("naive", sa.DateTime),
+    sa.Column("aware", sa.DateTime(timezone=True)),
+    sa.Column("flag", sa.Boolean),
+)
+
+
+def test_rows_become_the_same_arrow_table_as_tuples_or_as_sqlalchemy_rows() -> None:
+    """Tuples go to Arrow as one struct array; SQLAlchemy rows (and the rows of tables
+    whose values need converting) go column by column: the same table either way."""
+    engine = sa.create_engine("sqlite://")
+    PLAIN.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            PLAIN.insert(),
+            [
+                {
+                    "id": 1,
+                    "transaction_id": 10,
+                    "name": "a",
+                    "naive": datetime(2025, 1, 1, 12),
+                    "aware": datetime(2025, 1, 1, 12),
+                    "flag": True,
+                },
+                {
+                    "id": 2,
+                    "transaction_id": 11,
+                    "name": None,
+                    "naive": None,
+                    "aware": None,
+                    "flag": None,
+                },
+            ],
+        )
+        month = sa.case((PLAIN.c.id == 1, 202501))
+        rows = conn.execute(sa.select(*PLAIN.c, month).order_by(PLAIN.c.id)).all()
+    assert type(rows[0]) is not tuple
+
+    from_rows, row_months = to_arrow(PLAIN, rows)
+    from_tuples, months = to_arrow(PLAIN, [tuple(row) for row in rows])
+
+    assert from_rows.equals(from_tuples) and row_months.equals(months)
+    assert months.to_pylist() == [202501, None]
+    assert from_tuples.column("name").to_pylist() == ["a", None]
+
+
+def test_times_go_to_arrow_as_their_utc_time() -> None:
+    """An aware time in a naive column is kept as its UTC time; a naive time in an aware
+    column is taken as UTC (SQLite gives aware columns back naive)."""
+    plus_two = timezone(timedelta(hours=2))
+    row = (1, 10, "a", datetime(2025, 1, 1, 14, tzinfo=plus_two), datetime(2025, 1, 1, 12), True)
+    (first,) = to_arrow(PLAIN, [(*row, 202501)])[0].to_pylist()
+    assert first["naive"] == datetime(2025, 1, 1, 12)
+    assert first["aware"] == datetime(2025, 1, 1, 12, tzinfo=UTC)

@@ -116,23 +116,25 @@ def to_arrow(table: sa.Table, rows: Sequence[Row]) -> tuple[pa.Table, pa.Array]:
         The table's columns, and the months (``int32``).
     """
     schema = arrow_schema(table)
-    month = pa.field("month", pa.int32())
     converters = [_converter(field) for field in schema]
-    if not any(converters) and all(type(row) is tuple for row in rows):
+    if rows and not any(converters):
         # tuples straight to Arrow, in C: a struct array of the row's fields
-        whole = pa.array(rows, type=pa.struct([*schema, month]))
-        columns = whole.flatten() if rows else [pa.array([], field.type) for field in schema]
-        months = columns.pop() if rows else pa.array([], pa.int32())
-    else:
-        by_column = list(zip(*rows, strict=True)) if rows else [()] * (len(schema) + 1)
-        months = pa.array(by_column.pop(), type=pa.int32())
-        columns = []
-        for values, field, convert in zip(by_column, schema, converters, strict=True):
-            if convert is not None:
-                converted = [None if value is None else convert(value) for value in values]
-                columns.append(pa.array(converted, type=field.type))
-            else:
-                columns.append(pa.array(values, type=field.type))
+        struct = pa.struct([*schema, pa.field("month", pa.int32())])
+        try:
+            columns = pa.array(rows, type=struct).flatten()
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            pass  # not plain tuples (SQLAlchemy rows): column by column below
+        else:
+            return pa.Table.from_arrays(columns[:-1], schema=schema), columns[-1]
+    by_column = list(zip(*rows, strict=True)) if rows else [()] * (len(schema) + 1)
+    months = pa.array(by_column.pop(), type=pa.int32())
+    columns = []
+    for values, field, convert in zip(by_column, schema, converters, strict=True):
+        if convert is not None:
+            converted = [None if value is None else convert(value) for value in values]
+            columns.append(pa.array(converted, type=field.type))
+        else:
+            columns.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(columns, schema=schema), months
 
 
