@@ -2,7 +2,8 @@
 
 UUID keys, a composite key with a string part, joined-table inheritance two levels
 deep, single-table inheritance, many-to-many through an association table with a
-primary key, SQL keywords as column names, and JSON / Numeric / timezone-aware columns.
+primary key, SQL keywords as column names, and JSON / Numeric / timezone-aware / Python
+enum columns.
 
 It is a models module of its own (its own ``make_versioned``), so it is imported only in
 a process of its own (:mod:`tests.support.zoo_scenario`), never beside the reference
@@ -11,6 +12,7 @@ models: Continuum's manager is global to a process.
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -151,8 +153,15 @@ class Clause(Base):
     user: Mapped[str | None] = mapped_column("user", sa.String(20))
 
 
+class Level(enum.Enum):
+    """Stored by name (``LOW``), read back as the member."""
+
+    LOW = "low"
+    HIGH = "high"
+
+
 class Event(Base):
-    """JSON, Numeric and a timezone-aware time."""
+    """JSON, Numeric, a timezone-aware time and an Enum of a Python enum class."""
 
     __tablename__ = "event"
     __versioned__: ClassVar[dict[str, Any]] = {}
@@ -161,6 +170,7 @@ class Event(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     amount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 4))
     at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
+    level: Mapped[Level] = mapped_column(sa.Enum(Level, name="event_level"))
 
 
 configure_mappers()

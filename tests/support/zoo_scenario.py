@@ -88,7 +88,13 @@ def write_history(engine: sa.Engine) -> None:
                 *tags,
                 zoo.Article(id=1, headline="news", tags=[tags[0]]),
                 zoo.Clause(id=1, select="a", from_="b", order=1, user="root"),
-                zoo.Event(id=1, payload={"a": [1, 2]}, amount=Decimal("1.2345"), at=aware),
+                zoo.Event(
+                    id=1,
+                    payload={"a": [1, 2]},
+                    amount=Decimal("1.2345"),
+                    at=aware,
+                    level=zoo.Level.LOW,
+                ),
             ]
         )
 
@@ -104,6 +110,7 @@ def write_history(engine: sa.Engine) -> None:
         event.payload = {"a": [1, 2, 3], "quote": 'it\'s "x"'}
         event.amount = Decimal("2.5000")
         event.at = aware + timedelta(hours=1)
+        event.level = zoo.Level.HIGH
 
     def more(session: Session) -> None:
         get(session, zoo.Invoice, 2).amount = 150  # a child column only

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+from sqlalchemy.engine.default import DefaultDialect
 
 #: A row as the database returned it: its values in the table's column order.
 Row = Sequence[Any]
@@ -87,12 +88,27 @@ def arrow_schema(table: sa.Table) -> pa.Schema:
     return pa.schema([arrow_field(column) for column in table.c])
 
 
-def _converter(field: pa.Field) -> Any:
-    """How a value of ``field`` goes to Arrow: ``None`` when as it is.
+#: Enum columns' values are converted as by any database (the stored name or value).
+_ANY_DIALECT = DefaultDialect()
+
+
+def _enum_class(column: sa.Column[Any] | None) -> bool:
+    kind = column.type if column is not None else None
+    return isinstance(kind, sa.Enum) and kind.enum_class is not None
+
+
+def _converter(field: pa.Field, column: sa.Column[Any] | None = None) -> Any:
+    """How a value of ``field`` (of ``column``) goes to Arrow: ``None`` when as it is.
+
+    An ``Enum`` of a Python enum class is stored as the database stores it (the member's
+    name, or its value with ``values_callable``), and read back as the member.
 
     Times need none: Arrow stores an aware time in a naive field as its UTC time, and a
     naive time in an aware field as UTC (SQLite gives aware columns back naive: UTC).
     """
+    if column is not None and _enum_class(column):
+        stored: Any = column.type.bind_processor(_ANY_DIALECT)
+        return stored if stored is not None else str
     encoded = (field.metadata or {}).get(_ENCODED)
     if encoded == b"decimal":
         return str
@@ -116,7 +132,7 @@ def to_arrow(table: sa.Table, rows: Sequence[Row]) -> tuple[pa.Table, pa.Array]:
         The table's columns, and the months (``int32``).
     """
     schema = arrow_schema(table)
-    converters = [_converter(field) for field in schema]
+    converters = [_converter(field, column) for field, column in zip(schema, table.c, strict=True)]
     if rows and not any(converters):
         # tuples straight to Arrow, in C: a struct array of the row's fields
         struct = pa.struct([*schema, pa.field("month", pa.int32())])
@@ -183,6 +199,9 @@ def decode_value(column: sa.Column[Any] | None, value: Any, *, naive_times: bool
     if value is None or column is None:
         return value
     kind = column.type
+    if _enum_class(column):
+        member = kind.result_processor(_ANY_DIALECT, None)
+        return member(value) if member is not None else value
     if isinstance(kind, sa.JSON) and isinstance(value, str):
         return json.loads(value)
     if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and isinstance(value, str):
