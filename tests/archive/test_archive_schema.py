@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -148,3 +149,50 @@ def test_times_go_to_arrow_as_their_utc_time() -> None:
     (first,) = to_arrow(PLAIN, [(*row, 202501)])[0].to_pylist()
     assert first["naive"] == datetime(2025, 1, 1, 12)
     assert first["aware"] == datetime(2025, 1, 1, 12, tzinfo=UTC)
+
+
+class Lowered(sa.TypeDecorator[str]):
+    """Stored lower case, read upper case: which one the archive holds shows."""
+
+    impl = sa.String(20)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return value.lower() if value is not None else None
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return value.upper() if value is not None else None
+
+
+class Color(enum.Enum):
+    RED = "r"
+    BLUE = "b"
+
+
+DECORATED = sa.Table(
+    "decorated_version",
+    sa.MetaData(),
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("transaction_id", sa.BigInteger, primary_key=True),
+    sa.Column("name", Lowered()),
+    sa.Column("color", sa.Enum(Color)),
+    sa.Column("shade", sa.Enum(Color, values_callable=lambda kind: [m.value for m in kind])),
+)
+
+
+def test_a_type_decorator_and_an_enum_class_are_stored_as_the_database_stores_them(
+    tmp_path: Path,
+) -> None:
+    """Values as SQLAlchemy gives them (``ABC``, ``Color.RED``) go into the file as the
+    database stores them (``abc``, ``RED``, ``b``) and come back as SQLAlchemy gives them."""
+    url = str(tmp_path / "archive")
+    writer = ArchiveWriter(url)
+    rows = [(1, 1, "ABC", Color.RED, Color.BLUE, 202501), (1, 2, None, None, None, 202501)]
+    writer.commit(writer.stage([Part(DECORATED, rows, ["id", "transaction_id"])]))
+    writer.close()
+    [path] = (tmp_path / "archive" / "decorated_version" / "month=2025-01").glob("*.parquet")
+    stored = pq.read_table(path).to_pylist()[0]
+    assert (stored["name"], stored["color"], stored["shade"]) == ("abc", "RED", "b")
+    with ArchiveReader(url) as reader:
+        read = sorted(reader.rows(DECORATED, {"id": 1}), key=lambda row: row["transaction_id"])
+    assert [tuple(row.values()) for row in read] == [row[:5] for row in rows]

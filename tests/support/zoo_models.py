@@ -3,7 +3,7 @@
 UUID keys, a composite key with a string part, joined-table inheritance two levels
 deep, single-table inheritance, many-to-many through an association table with a
 primary key, SQL keywords as column names, and JSON / Numeric / timezone-aware / Python
-enum columns.
+enum / TypeDecorator columns.
 
 It is a models module of its own (its own ``make_versioned``), so it is imported only in
 a process of its own (:mod:`tests.support.zoo_scenario`), never beside the reference
@@ -160,8 +160,22 @@ class Level(enum.Enum):
     HIGH = "high"
 
 
+class Lowered(sa.TypeDecorator[str]):
+    """A column type of the application's own: stored lower case, read upper case."""
+
+    impl = sa.String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return value.lower() if value is not None else None
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return value.upper() if value is not None else None
+
+
 class Event(Base):
-    """JSON, Numeric, a timezone-aware time and an Enum of a Python enum class."""
+    """JSON, Numeric, a timezone-aware time, an Enum of a Python enum class and a
+    TypeDecorator."""
 
     __tablename__ = "event"
     __versioned__: ClassVar[dict[str, Any]] = {}
@@ -171,6 +185,7 @@ class Event(Base):
     amount: Mapped[Decimal] = mapped_column(sa.Numeric(12, 4))
     at: Mapped[datetime] = mapped_column(sa.DateTime(timezone=True))
     level: Mapped[Level] = mapped_column(sa.Enum(Level, name="event_level"))
+    code: Mapped[str] = mapped_column(Lowered())
 
 
 configure_mappers()

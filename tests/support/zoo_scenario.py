@@ -94,6 +94,7 @@ def write_history(engine: sa.Engine) -> None:
                     amount=Decimal("1.2345"),
                     at=aware,
                     level=zoo.Level.LOW,
+                    code="EV-1",
                 ),
             ]
         )
@@ -111,6 +112,7 @@ def write_history(engine: sa.Engine) -> None:
         event.amount = Decimal("2.5000")
         event.at = aware + timedelta(hours=1)
         event.level = zoo.Level.HIGH
+        event.code = "EV-2"
 
     def more(session: Session) -> None:
         get(session, zoo.Invoice, 2).amount = 150  # a child column only

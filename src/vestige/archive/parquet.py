@@ -42,9 +42,27 @@ __all__ = [
 _ENCODED = b"vestige.type"
 
 
+def stored_type(kind: Any) -> Any:
+    """The type a value is stored as: a ``TypeDecorator``'s underlying type."""
+    while isinstance(kind, sa.TypeDecorator):
+        kind = kind.impl_instance
+    return kind
+
+
+def _decorator(kind: Any, method: str) -> Any:
+    """A ``TypeDecorator``'s own ``process_bind_param`` / ``process_result_value``, if it
+    has one (``None`` otherwise)."""
+    if isinstance(kind, sa.TypeDecorator) and getattr(type(kind), method) is not getattr(
+        sa.TypeDecorator, method
+    ):
+        return getattr(kind, method)
+    return None
+
+
 def arrow_field(column: sa.Column[Any]) -> pa.Field:
-    """The Arrow field that keeps ``column``'s type."""
-    kind = column.type
+    """The Arrow field that keeps ``column``'s type (a ``TypeDecorator``'s: the type it
+    stores values as)."""
+    kind = stored_type(column.type)
     metadata: dict[bytes, bytes] | None = None
     arrow: pa.DataType
     if isinstance(kind, sa.Boolean):
@@ -92,8 +110,7 @@ def arrow_schema(table: sa.Table) -> pa.Schema:
 _ANY_DIALECT = DefaultDialect()
 
 
-def _enum_class(column: sa.Column[Any] | None) -> bool:
-    kind = column.type if column is not None else None
+def _enum_class(kind: Any) -> bool:
     return isinstance(kind, sa.Enum) and kind.enum_class is not None
 
 
@@ -101,13 +118,31 @@ def _converter(field: pa.Field, column: sa.Column[Any] | None = None) -> Any:
     """How a value of ``field`` (of ``column``) goes to Arrow: ``None`` when as it is.
 
     An ``Enum`` of a Python enum class is stored as the database stores it (the member's
-    name, or its value with ``values_callable``), and read back as the member.
+    name, or its value with ``values_callable``), and read back as the member. A
+    ``TypeDecorator``'s value is stored as its ``process_bind_param`` gives it to the
+    database, and read back through its ``process_result_value``.
+    """
+    inner = _stored_converter(field, column)
+    to_database = _decorator(column.type, "process_bind_param") if column is not None else None
+    if to_database is None:
+        return inner
+
+    def convert(value: Any) -> Any:
+        stored = to_database(value, _ANY_DIALECT)
+        return stored if stored is None or inner is None else inner(stored)
+
+    return convert
+
+
+def _stored_converter(field: pa.Field, column: sa.Column[Any] | None) -> Any:
+    """How a value of the stored type of ``field`` goes to Arrow (see :func:`_converter`).
 
     Times need none: Arrow stores an aware time in a naive field as its UTC time, and a
     naive time in an aware field as UTC (SQLite gives aware columns back naive: UTC).
     """
-    if column is not None and _enum_class(column):
-        stored: Any = column.type.bind_processor(_ANY_DIALECT)
+    kind = stored_type(column.type) if column is not None else None
+    if kind is not None and _enum_class(kind):
+        stored: Any = kind.bind_processor(_ANY_DIALECT)
         return stored if stored is not None else str
     encoded = (field.metadata or {}).get(_ENCODED)
     if encoded == b"decimal":
@@ -198,8 +233,13 @@ def decode_value(column: sa.Column[Any] | None, value: Any, *, naive_times: bool
     """
     if value is None or column is None:
         return value
-    kind = column.type
-    if _enum_class(column):
+    value = _decode_stored(stored_type(column.type), value, naive_times=naive_times)
+    from_database = _decorator(column.type, "process_result_value")
+    return value if from_database is None else from_database(value, _ANY_DIALECT)
+
+
+def _decode_stored(kind: Any, value: Any, *, naive_times: bool) -> Any:
+    if _enum_class(kind):
         member = kind.result_processor(_ANY_DIALECT, None)
         return member(value) if member is not None else value
     if isinstance(kind, sa.JSON) and isinstance(value, str):

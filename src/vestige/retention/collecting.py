@@ -62,8 +62,11 @@ class Collector:
             dialect = self.conn.dialect
             described = result.cursor.description or ()
             try:
+                # a TypeDecorator's values: always as SQLAlchemy gives them (the archive
+                # stores them through its process_bind_param)
                 found = len(described) >= len(table.c) and all(
-                    column.type.dialect_impl(dialect).result_processor(dialect, item[1]) is None
+                    not isinstance(column.type, sa.TypeDecorator)
+                    and column.type.dialect_impl(dialect).result_processor(dialect, item[1]) is None
                     for column, item in zip(table.c, described, strict=False)
                 )
             except Exception:  # a type that cannot tell: let SQLAlchemy convert
