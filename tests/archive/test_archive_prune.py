@@ -24,6 +24,7 @@ from tests.support.archive_data import (
 from tests.support.retention_data import (
     NOW,
     TX,
+    commit_at,
     history_engine,
     history_problems,
     history_url,
@@ -249,3 +250,41 @@ def test_batches_go_month_first_yet_each_chain_oldest_first_in_commit_order(
     }
     assert months == {1: "2025-01", 5: "2025-03", 3: "2025-04", 2: "2025-02"}
     assert sum(entry.rows for entry in files if entry.table == "package_version") == 4
+
+
+def test_a_row_that_moved_after_planning_is_archived_once_in_its_own_month(
+    history_engine: sa.Engine, tmp_path: Path
+) -> None:
+    """PostgreSQL deletes a batch by physical address, with each row's month from the
+    keys; a row that an UPDATE moved after planning is deleted by key, its month looked
+    up with it (SQLite always deletes by key)."""
+    with Session(history_engine) as session:
+        package = models.Package(id=5, name="moving", summary="v0")
+        session.add(package)
+        txs = [commit_at(session, datetime(2025, 1, 15))]
+        for i, when in enumerate([datetime(2025, 3, 15), datetime(2025, 5, 15)], start=1):
+            package.summary = f"v{i}"
+            txs.append(commit_at(session, when))
+    oldest = (PACKAGE_VERSION.c.id == 5) & (PACKAGE_VERSION.c.transaction_id == txs[0])
+
+    def move_the_oldest_version(progress: Any) -> None:
+        if progress.phase == "package_version" and progress.done == 0:
+            with history_engine.begin() as conn:
+                conn.execute(sa.update(PACKAGE_VERSION).where(oldest).values(summary="moved"))
+
+    archive = str(tmp_path / "archive")
+    policy = parse_policy({"keep_days": 0, "keep_versions": 1})
+    report = prune(
+        history_engine, policy, now=NOW, archive=archive, on_progress=move_the_oldest_version
+    )
+
+    assert report.versions_deleted == 2
+    files = [
+        e for e in Manifest.load(open_target(archive)).committed if e.table == "package_version"
+    ]
+    archived = {
+        (row["transaction_id"], row["summary"], entry.month)
+        for entry in files
+        for row in pq.read_table(Path(archive) / entry.path).to_pylist()
+    }
+    assert archived == {(txs[0], "moved", "2025-01"), (txs[1], "v1", "2025-03")}

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from vestige.retention.prunable import VersionTable
-
 if TYPE_CHECKING:
     from vestige.archive import Part
 
@@ -74,53 +72,33 @@ class Collector:
             self._as_driver_gives[table.name] = found
         return found
 
-    def version_part(
-        self,
-        target: VersionTable,
-        order: Sequence[str],
-        issued: sa.Select[Any],
-        tagged: Sequence[Sequence[Any]],
-        rows: Sequence[Sequence[Any]],
-    ) -> Part:
-        """A batch's deleted version rows, each followed by its transaction's month.
+    @staticmethod
+    def part(table: sa.Table, rows: Sequence[Sequence[Any]], order: Sequence[str]) -> Part:
+        """Deleted rows that came each with its transaction's month as one more value.
 
         Args:
-            target: The version table.
+            table: The table they were deleted from.
+            rows: The rows.
             order: The columns the archive sorts by (the key, then the transaction).
-            issued: The batch's transaction ids and their months, from the keys table.
-            tagged: Rows that came with their month as one more value.
-            rows: Rows that came without (deleted by key): their months are looked up
-                in ``issued``.
         """
         from vestige.archive import Part  # only with an archive: its extra is installed
 
-        if not rows:
-            return Part(target.table, tagged, order)
-        result = self.conn.execute(issued)  # two integer columns: as the driver gives them
-        months = dict(result.cursor.fetchall())
-        result.close()
-        tx_at = list(target.table.c).index(target.transaction_id)
-        return Part(
-            target.table, [*tagged, *((*row, months.get(row[tx_at])) for row in rows)], order
-        )
+        return Part(table, rows, order)
 
     @staticmethod
-    def part(
-        table: sa.Table,
-        rows: Sequence[Sequence[Any]],
-        months: Mapping[Any, Any],
-        transaction: sa.Column[Any],
+    def transaction_part(
+        rows: Sequence[Sequence[Any]], months: Mapping[Any, Any], transaction: sa.Column[Any]
     ) -> Part:
         """Deleted rows of a transaction table, each followed by its transaction's month.
 
         Args:
-            table: ``transaction``, or a table describing transactions.
-            rows: The rows.
+            rows: The rows of ``transaction``'s table.
             months: ``YYYYMM`` by transaction id.
-            transaction: ``table``'s column of the transaction id.
+            transaction: The table's column of the transaction id.
         """
         from vestige.archive import Part  # only with an archive: its extra is installed
 
+        table = transaction.table
         key = [column.name for column in table.primary_key.columns] or [transaction.name]
         tx_at = list(table.c).index(transaction)
         return Part(table, [(*row, months.get(row[tx_at])) for row in rows], key)

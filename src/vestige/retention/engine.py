@@ -456,6 +456,12 @@ class _Run:
         self.keys[target.name] = table
         return table, total
 
+    def _month_of(self, target: VersionTable) -> sa.ScalarSelect[Any]:
+        """The month (``YYYYMM``) of the transaction of a row of ``target``."""
+        tx = self.transactions
+        month = sa.select(month_number(tx.c.issued_at)).where(tx.c.id == target.transaction_id)
+        return month.scalar_subquery()
+
     def _row_key(self, target: VersionTable) -> list[sa.Column[Any]]:
         return [*target.key, target.transaction_id]
 
@@ -514,9 +520,9 @@ class _Run:
             self._begin_batch()
             expected = min(hi, total) - lo
             count = 0
-            # with an archive: the deleted rows, those deleted by address with their
-            # transaction's month (from the keys) as one more column
-            tagged: list[Sequence[Any]] = []
+            # with an archive: the deleted rows, each with its transaction's month as one
+            # more column (from the keys, or looked up: SQLite returns the deleted table's
+            # columns only, and subqueries)
             rows: list[Sequence[Any]] = []
             if row_id is not None:
                 # by physical address, the key checked too: a row that moved since the
@@ -524,18 +530,23 @@ class _Run:
                 by_address = sa.delete(target.table).where(
                     row_id == keys.c.row_id, *same_key, *in_batch
                 )
-                month = [keys.c.issued_month] if self.writer is not None else []
-                count = self._deleting(by_address, target.table, tagged, *month)
+                month: list[sa.ColumnElement[Any]] = []
+                if self.writer is not None:
+                    month = [keys.c.issued_month]
+                count = self._deleting(by_address, target.table, rows, *month)
             if count < expected:
                 batch = sa.select(*key_columns).where(*in_batch)
+                looked_up = [self._month_of(target)] if self.writer is not None else []
                 count += self._deleting(
-                    sa.delete(target.table).where(row_key.in_(batch)), target.table, rows
+                    sa.delete(target.table).where(row_key.in_(batch)),
+                    target.table,
+                    rows,
+                    *looked_up,
                 )
             parts: list[Part] = []
-            if self.collector is not None and (tagged or rows):
+            if self.collector is not None and rows:
                 order = [column.name for column in self._row_key(target)]
-                issued = sa.select(keys.c.transaction_id, keys.c.issued_month).where(*in_batch)
-                parts.append(self.collector.version_part(target, order, issued, tagged, rows))
+                parts.append(self.collector.part(target.table, rows, order))
             self._end_batch(parts)
             deleted += count
             self.notify(Progress(target.name, min(hi, total), total))
@@ -610,13 +621,13 @@ class _Run:
                         sa.delete(column.table).where(column.in_(ids)), column.table, rows
                     )
                     if self.collector is not None:
-                        parts.append(self.collector.part(column.table, rows, months, column))
+                        parts.append(self.collector.transaction_part(rows, months, column))
                 rows = []
                 deleted += self._deleting(
                     sa.delete(self.transactions).where(tx_id.in_(ids)), self.transactions, rows
                 )
                 if self.collector is not None:
-                    parts.append(self.collector.part(self.transactions, rows, months, tx_id))
+                    parts.append(self.collector.transaction_part(rows, months, tx_id))
             self._end_batch(parts)
             self.notify(Progress(TRANSACTION_PHASE, min(hi, total), total))
         return deleted
