@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from tests.support.column_types import Lowered
 from vestige.archive import ArchiveReader, ArchiveWriter, Part
 from vestige.archive.parquet import to_arrow
 
@@ -149,19 +150,6 @@ def test_times_go_to_arrow_as_their_utc_time() -> None:
     (first,) = to_arrow(PLAIN, [(*row, 202501)])[0].to_pylist()
     assert first["naive"] == datetime(2025, 1, 1, 12)
     assert first["aware"] == datetime(2025, 1, 1, 12, tzinfo=UTC)
-
-
-class Lowered(sa.TypeDecorator[str]):
-    """Stored lower case, read upper case: which one the archive holds shows."""
-
-    impl = sa.String(20)
-    cache_ok = True
-
-    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
-        return value.lower() if value is not None else None
-
-    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> str | None:
-        return value.upper() if value is not None else None
 
 
 class Color(enum.Enum):

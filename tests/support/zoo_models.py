@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from tests.support.column_types import Lowered
 from vestige.versioning import configure_mappers, make_versioned
 
 make_versioned(user_cls=None)
@@ -158,19 +159,6 @@ class Level(enum.Enum):
 
     LOW = "low"
     HIGH = "high"
-
-
-class Lowered(sa.TypeDecorator[str]):
-    """A column type of the application's own: stored lower case, read upper case."""
-
-    impl = sa.String(40)
-    cache_ok = True
-
-    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
-        return value.lower() if value is not None else None
-
-    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> str | None:
-        return value.upper() if value is not None else None
 
 
 class Event(Base):
