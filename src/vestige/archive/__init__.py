@@ -37,7 +37,6 @@ from vestige.archive.writer import (
     Reconciled,
     Staged,
     month_label,
-    month_of,
     part_path,
 )
 
@@ -61,7 +60,6 @@ __all__ = [
     "archive_bytes",
     "listing",
     "month_label",
-    "month_of",
     "open_target",
     "part_path",
     "verify",

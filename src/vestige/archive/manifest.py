@@ -25,7 +25,6 @@ PENDING = "pending"
 COMMITTED = "committed"
 DROPPED = "dropped"
 JOURNAL = "_journal"
-_EMPTY = f'{{"format": {FORMAT}, "files": []}}\n'
 BAD_MANIFEST = "archive {url}: {name} is not a Vestige manifest ({cause})"
 
 
@@ -154,7 +153,8 @@ class Manifest:
         lines = ",\n".join(
             json.dumps(entry.to_dict(), default=str) for entry in self.entries.values()
         )
-        text = f'{{"format": {FORMAT}, "files": [\n{lines}\n]}}\n' if lines else _EMPTY
+        files = f"[\n{lines}\n]" if lines else "[]"
+        text = f'{{"format": {FORMAT}, "files": {files}}}\n'
         target.replace(MANIFEST, text.encode())
 
     def compact(self, target: ArchiveTarget) -> None:

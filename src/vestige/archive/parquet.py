@@ -106,7 +106,7 @@ def arrow_schema(table: sa.Table) -> pa.Schema:
     return pa.schema([arrow_field(column) for column in table.c])
 
 
-#: Enum columns' values are converted as by any database (the stored name or value).
+#: The dialect Enum and TypeDecorator values are converted with, to and from the archive.
 _ANY_DIALECT = DefaultDialect()
 
 
@@ -114,7 +114,7 @@ def _enum_class(kind: Any) -> bool:
     return isinstance(kind, sa.Enum) and kind.enum_class is not None
 
 
-def _converter(field: pa.Field, column: sa.Column[Any] | None = None) -> Any:
+def _converter(field: pa.Field, column: sa.Column[Any]) -> Any:
     """How a value of ``field`` (of ``column``) goes to Arrow: ``None`` when as it is.
 
     An ``Enum`` of a Python enum class is stored as the database stores it (the member's
@@ -123,7 +123,7 @@ def _converter(field: pa.Field, column: sa.Column[Any] | None = None) -> Any:
     database, and read back through its ``process_result_value``.
     """
     inner = _stored_converter(field, column)
-    to_database = _decorator(column.type, "process_bind_param") if column is not None else None
+    to_database = _decorator(column.type, "process_bind_param")
     if to_database is None:
         return inner
 
@@ -134,14 +134,14 @@ def _converter(field: pa.Field, column: sa.Column[Any] | None = None) -> Any:
     return convert
 
 
-def _stored_converter(field: pa.Field, column: sa.Column[Any] | None) -> Any:
+def _stored_converter(field: pa.Field, column: sa.Column[Any]) -> Any:
     """How a value of the stored type of ``field`` goes to Arrow (see :func:`_converter`).
 
     Times need none: Arrow stores an aware time in a naive field as its UTC time, and a
     naive time in an aware field as UTC (SQLite gives aware columns back naive: UTC).
     """
-    kind = stored_type(column.type) if column is not None else None
-    if kind is not None and _enum_class(kind):
+    kind = stored_type(column.type)
+    if _enum_class(kind):
         stored: Any = kind.bind_processor(_ANY_DIALECT)
         return stored if stored is not None else str
     encoded = (field.metadata or {}).get(_ENCODED)

@@ -51,7 +51,6 @@ __all__ = [
     "Reconciled",
     "Staged",
     "month_label",
-    "month_of",
     "new_run_id",
     "part_path",
 ]
@@ -63,11 +62,6 @@ HALF_DELETED = (
     "a batch is deleted whole, so something else changed them: inspect the file, then "
     "remove it and its manifest entry"
 )
-
-
-def month_of(moment: datetime | None) -> str:
-    """The Hive partition value of a transaction time: ``YYYY-MM``."""
-    return f"{moment.year:04d}-{moment.month:02d}" if moment is not None else UNKNOWN_MONTH
 
 
 def month_label(number: Any) -> str:
@@ -247,13 +241,13 @@ class ArchiveWriter:
         months = months.fill_null(0)  # unknown
         order = sorted_order(rows, months, part.order)
         rows, months = rows.take(order), months.take(order)
-        indices = order.to_pylist()
         files: list[tuple[FileEntry, bytes]] = []
         start = 0
         for counted in pc.value_counts(months):  # months in sorted order, as first seen
             month, count = month_label(counted["values"].as_py()), counted["counts"].as_py()
             data = to_parquet(rows.slice(start, count))
-            first, last = part.rows[indices[start]], part.rows[indices[start + count - 1]]
+            first = part.rows[order[start].as_py()]
+            last = part.rows[order[start + count - 1].as_py()]
             entry = FileEntry(
                 path=part_path(part.table.name, month, self.run, self.batch),
                 table=part.table.name,

@@ -240,7 +240,6 @@ def prune(
             except ArchiveError as exc:
                 raise ArchiveError(f"{exc}; nothing was deleted") from exc
             run.writer = writer
-            run.collector = Collector(conn)
             summary = ArchiveSummary(archive, reconciled=settled.committed + settled.discarded)
         try:
             if dry_run:
@@ -327,8 +326,8 @@ class _Run:
         self.pause = pause
         self.scratch: list[sa.Table] = []
         self.keys: dict[str, sa.Table] = {}
-        self.writer: ArchiveWriter | None = None
-        self.collector: Collector | None = None
+        self.writer: ArchiveWriter | None = None  # archiving: rows deleted are collected
+        self.collector = Collector(conn)
 
     # --- scratch tables ----------------------------------------------------------------
 
@@ -411,7 +410,7 @@ class _Run:
     ) -> int:
         """Run a DELETE; with an archive, collect the deleted rows (``RETURNING`` every
         column, in the table's order, then the columns ``also``) in ``into``."""
-        if self.collector is None:
+        if self.writer is None:
             return int(self.conn.execute(statement).rowcount)
         return self.collector.delete(statement, table, into, *also)
 
@@ -547,7 +546,7 @@ class _Run:
                     *looked_up,
                 )
             parts: list[Part] = []
-            if self.collector is not None and rows:
+            if self.writer is not None and rows:
                 order = [column.name for column in self._row_key(target)]
                 parts.append(self.collector.part(target.table, rows, order))
             self._end_batch(parts)
@@ -617,19 +616,19 @@ class _Run:
             ids = [row[0] for row in found]
             parts: list[Part] = []
             if ids:
-                months: dict[Any, Any] = dict(found) if self.collector is not None else {}
+                months: dict[Any, Any] = dict(found) if self.writer is not None else {}
                 for column in dependents:
                     rows: list[Sequence[Any]] = []
                     self._deleting(
                         sa.delete(column.table).where(column.in_(ids)), column.table, rows
                     )
-                    if self.collector is not None:
+                    if self.writer is not None:
                         parts.append(self.collector.transaction_part(rows, months, column))
                 rows = []
                 deleted += self._deleting(
                     sa.delete(self.transactions).where(tx_id.in_(ids)), self.transactions, rows
                 )
-                if self.collector is not None:
+                if self.writer is not None:
                     parts.append(self.collector.transaction_part(rows, months, tx_id))
             self._end_batch(parts)
             self.notify(Progress(TRANSACTION_PHASE, min(hi, total), total))
