@@ -49,7 +49,8 @@ ROWS = [
 def write(tmp_path: Path) -> str:
     url = str(tmp_path / "archive")
     writer = ArchiveWriter(url)
-    staged = writer.stage([Part(THEN, [(*row, 202503) for row in ROWS], ["id", "transaction_id"])])
+    rows, months = to_arrow(THEN, [(*row, 202503) for row in ROWS])
+    staged = writer.stage([Part(THEN, rows, months, ["id", "transaction_id"])])
     writer.commit(staged)
     writer.close()
     return url
@@ -176,7 +177,8 @@ def test_a_type_decorator_and_an_enum_class_are_stored_as_the_database_stores_th
     url = str(tmp_path / "archive")
     writer = ArchiveWriter(url)
     rows = [(1, 1, "ABC", Color.RED, Color.BLUE, 202501), (1, 2, None, None, None, 202501)]
-    writer.commit(writer.stage([Part(DECORATED, rows, ["id", "transaction_id"])]))
+    part = Part(DECORATED, *to_arrow(DECORATED, rows), ["id", "transaction_id"])
+    writer.commit(writer.stage([part]))
     writer.close()
     [path] = (tmp_path / "archive" / "decorated_version" / "month=2025-01").glob("*.parquet")
     stored = pq.read_table(path).to_pylist()[0]

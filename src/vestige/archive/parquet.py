@@ -11,6 +11,7 @@ field's metadata says so: ``vestige.type`` = ``decimal`` or ``json``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import uuid
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine.default import DefaultDialect
@@ -30,7 +32,9 @@ Row = Sequence[Any]
 __all__ = [
     "arrow_field",
     "arrow_schema",
+    "csv_readable",
     "decode_value",
+    "from_csv",
     "read_back",
     "row_count",
     "sha256",
@@ -187,6 +191,78 @@ def to_arrow(table: sa.Table, rows: Sequence[Row]) -> tuple[pa.Table, pa.Array]:
         else:
             columns.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(columns, schema=schema), months
+
+
+#: Arrow types whose values PostgreSQL's CSV text gives exactly (DateStyle ISO, which
+#: psycopg2 sets): what the driver would have returned, parsed in C.
+_CSV_TYPES = (
+    pa.types.is_boolean,
+    pa.types.is_integer,
+    pa.types.is_float64,
+    pa.types.is_string,
+    pa.types.is_timestamp,
+    pa.types.is_date32,
+    pa.types.is_decimal128,
+)
+
+
+def csv_readable(table: sa.Table) -> bool:
+    """Whether every column of ``table`` reads from PostgreSQL's CSV output as it would
+    from the driver: plain types that need no conversion on the way to Arrow, and JSON
+    (the database's own JSON text is kept). Not: a ``TypeDecorator``, an enum class,
+    UUID, binary, time of day, interval, array."""
+    for field, column in zip(arrow_schema(table), table.c, strict=True):
+        if isinstance(column.type, sa.TypeDecorator):
+            return False
+        if field.type == pa.json_():
+            continue
+        if _converter(field, column) is not None:
+            return False
+        if not any(check(field.type) for check in _CSV_TYPES):
+            return False
+    return True
+
+
+def from_csv(table: sa.Table, data: bytes) -> tuple[pa.Table, pa.Array]:
+    """Rows of ``table`` as PostgreSQL's ``COPY ... TO STDOUT (FORMAT csv)`` writes them
+    (no header; the table's columns, then a month number), as :func:`to_arrow` gives them.
+
+    Only for tables that are :func:`csv_readable`. NULL is an unquoted empty field, an
+    empty string a quoted one; ``NA``, ``NaN`` and the like are values.
+
+    Raises:
+        pyarrow.ArrowInvalid: A value does not parse as its column's type (a time of
+            ``infinity``, a year after 9999): read the rows another way.
+    """
+    schema = arrow_schema(table)
+    if not data:
+        return schema.empty_table(), pa.array([], type=pa.int32())
+    names = [f"c{i}" for i in range(len(schema) + 1)]  # by place: "month" may be a column
+    types = {
+        name: field.type.storage_type if field.type == pa.json_() else field.type
+        for name, field in zip(names, schema, strict=False)
+    }
+    parsed = pcsv.read_csv(
+        io.BytesIO(data),
+        read_options=pcsv.ReadOptions(column_names=names, use_threads=False),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types={**types, names[-1]: pa.int32()},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    )
+    columns = [column.combine_chunks() for column in parsed.columns]
+    values = [
+        pa.ExtensionArray.from_storage(field.type, column)
+        if isinstance(field.type, pa.BaseExtensionType)
+        else column
+        for field, column in zip(schema, columns, strict=False)
+    ]
+    return pa.Table.from_arrays(values, schema=schema), columns[-1]
 
 
 def sorted_order(rows: pa.Table, months: pa.Array, order: Sequence[str]) -> pa.Array:

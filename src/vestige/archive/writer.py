@@ -27,19 +27,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from vestige.archive.failpoints import failpoint
 from vestige.archive.manifest import COMMITTED, DROPPED, PENDING, FileEntry, Manifest
 from vestige.archive.parquet import (
-    Row,
     arrow_schema,
     read_back,
     row_count,
     sha256,
     sorted_order,
-    to_arrow,
     to_parquet,
 )
 from vestige.archive.target import ArchiveTarget, open_target
@@ -89,14 +88,15 @@ class Part:
 
     Attributes:
         table: The table the rows were deleted from.
-        rows: The rows, each its values in the table's column order, then the month of
-            its transaction as a number, ``YYYYMM`` (``None``: unknown): the partition
-            its file goes to.
+        rows: The rows, as :func:`~vestige.archive.parquet.to_arrow` gives them.
+        months: The month of each row's transaction as a number, ``YYYYMM`` (``None``:
+            unknown): the partition its file goes to.
         order: The columns to sort by: the record's key, then the transaction.
     """
 
     table: sa.Table
-    rows: Sequence[Row]
+    rows: pa.Table
+    months: pa.Array
     order: Sequence[str]
 
 
@@ -235,19 +235,16 @@ class ArchiveWriter:
 
     def _encode(self, part: Part) -> list[tuple[FileEntry, bytes]]:
         schema = [[field.name, str(field.type)] for field in arrow_schema(part.table)]
-        names = [column.name for column in part.table.c]
-        positions = [names.index(name) for name in part.order]
-        rows, months = to_arrow(part.table, part.rows)
-        months = months.fill_null(0)  # unknown
-        order = sorted_order(rows, months, part.order)
-        rows, months = rows.take(order), months.take(order)
+        months = part.months.fill_null(0)  # unknown
+        order = sorted_order(part.rows, months, part.order)
+        rows, months = part.rows.take(order), months.take(order)
+        keys = rows.select(list(part.order))
         files: list[tuple[FileEntry, bytes]] = []
         start = 0
         for counted in pc.value_counts(months):  # months in sorted order, as first seen
             month, count = month_label(counted["values"].as_py()), counted["counts"].as_py()
             data = to_parquet(rows.slice(start, count))
-            first = part.rows[order[start].as_py()]
-            last = part.rows[order[start + count - 1].as_py()]
+            first, last = keys.slice(start, 1), keys.slice(start + count - 1, 1)
             entry = FileEntry(
                 path=part_path(part.table.name, month, self.run, self.batch),
                 table=part.table.name,
@@ -256,8 +253,8 @@ class ArchiveWriter:
                 bytes=len(data),
                 sha256=sha256(data),
                 key_columns=list(part.order),
-                key_min=[first[i] for i in positions],
-                key_max=[last[i] for i in positions],
+                key_min=[column[0].as_py() for column in first.columns],
+                key_max=[column[0].as_py() for column in last.columns],
                 schema=schema,
                 run=self.run,
                 batch=self.batch,

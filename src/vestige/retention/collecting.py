@@ -1,24 +1,44 @@
 """The rows an archiving prune deletes, collected for the archive as they are deleted.
 
-Each DELETE of an archiving run returns the rows it deleted (``RETURNING`` every column);
-:class:`Collector` takes them and hands them to :mod:`vestige.archive` as a
-:class:`~vestige.archive.Part` per table, each row followed by the month (``YYYYMM``) of
-its transaction: the partition its file goes to. A million rows pass through here in a
-large run, so the rows stay the driver's tuples wherever SQLAlchemy would not convert
-their values anyway.
+Each DELETE of an archiving run returns the rows it deleted, each followed by the month
+(``YYYYMM``) of its transaction: the partition its file goes to. :class:`Collector` takes
+them as Arrow columns and hands them to :mod:`vestige.archive` as a
+:class:`~vestige.archive.Part` per table. A million rows pass through here in a large
+run, so they take the shortest way there is:
+
+* on PostgreSQL, for a table of plain types (:func:`~vestige.archive.parquet.csv_readable`),
+  ``COPY (DELETE ... RETURNING ...) TO STDOUT`` in CSV, parsed by Arrow in C: no Python
+  object per value. A value Arrow cannot parse as its column's type (a time of
+  ``infinity``) rolls the DELETE back to a savepoint, and the table's rows are taken the
+  next way from then on;
+* otherwise ``DELETE ... RETURNING``, the rows as the driver returns them where no column
+  type converts them (no :class:`~sqlalchemy.engine.Row` built for each), else as
+  SQLAlchemy gives them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import io
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql.compiler import SQLCompiler
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from vestige.archive import Part
 
+    #: Deleted rows as Arrow: the table's columns, and the month of each row.
+    Chunk = tuple[pa.Table, pa.Array]
+
 __all__ = ["Collector"]
+
+
+class _Unparsable(Exception):
+    """COPY's statement or output could not be made or parsed; the DELETE is rolled back
+    to its savepoint."""
 
 
 class Collector:
@@ -27,28 +47,105 @@ class Collector:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
         self._as_driver_gives: dict[str, bool] = {}
+        self._by_copy: dict[str, bool] = {}
 
     def delete(
         self,
         statement: sa.Delete,
         table: sa.Table,
-        into: list[Sequence[Any]],
-        *also: sa.ColumnElement[Any],
+        into: list[Chunk],
+        month: sa.ColumnElement[Any],
     ) -> int:
-        """Run ``statement`` returning every column of ``table``, then ``also``; add the
-        deleted rows to ``into``.
+        """Run ``statement``, taking every column of ``table`` and ``month`` (``YYYYMM``
+        of each row's transaction) of the rows it deletes; add them to ``into``.
 
         Returns:
             The number of rows deleted.
         """
-        result = self.conn.execute(statement.returning(*table.c, *also))
+        returning = statement.returning(*table.c, month)
+        if self._copyable(table):
+            try:
+                with self.conn.begin_nested():
+                    chunk = self._copy(returning, table)
+            except _Unparsable:
+                self._by_copy[table.name] = False  # its other rows too, most likely
+            else:
+                into.append(chunk)
+                return int(chunk[0].num_rows)
+        from vestige.archive.parquet import to_arrow
+
+        result = self.conn.execute(returning)
+        rows: Sequence[Sequence[Any]]
         if self._unconverted(table, result):
-            rows: Sequence[Sequence[Any]] = result.cursor.fetchall()
+            rows = result.cursor.fetchall()
             result.close()
         else:
             rows = result.all()
-        into.extend(rows)
+        into.append(to_arrow(table, rows))
         return len(rows)
+
+    def by_copy(self, table: sa.Table) -> bool | None:
+        """Whether ``table``'s deleted rows come by ``COPY`` (``None``: none deleted yet)."""
+        return self._by_copy.get(table.name)
+
+    def _copyable(self, table: sa.Table) -> bool:
+        """Whether ``table``'s deleted rows can come as CSV (PostgreSQL, UTF-8, plain types)."""
+        found = self._by_copy.get(table.name)
+        if found is None:
+            from vestige.archive.parquet import csv_readable
+
+            dbapi = self.conn.connection.dbapi_connection
+            found = (
+                self.conn.dialect.driver == "psycopg2"
+                and getattr(dbapi, "encoding", None) in {"UTF8", "UNICODE"}
+                and csv_readable(table)
+            )
+            self._by_copy[table.name] = found
+        return found
+
+    def _copy(self, returning: sa.ClauseElement, table: sa.Table) -> Chunk:
+        """``COPY (returning) TO STDOUT`` in CSV, parsed.
+
+        Raises:
+            _Unparsable: Arrow could not parse a value as its column's type, or the
+                statement could not be written out whole.
+        """
+        import pyarrow as pa
+
+        from vestige.archive.parquet import from_csv
+
+        dbapi = self.conn.connection.dbapi_connection
+        assert dbapi is not None  # the connection is open: a statement ran on it
+        cursor = dbapi.cursor()
+        out = io.BytesIO()
+        try:
+            sql = self._inline(returning, cursor)
+            cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", out)
+        finally:
+            cursor.close()
+        try:
+            return from_csv(table, out.getvalue())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise _Unparsable(str(exc)) from exc
+
+    def _inline(self, statement: sa.ClauseElement, cursor: Any) -> str:
+        """``statement`` with its values in place, as the driver would send them (COPY
+        takes no parameters).
+
+        Raises:
+            _Unparsable: A value would need SQLAlchemy's conversion first (the statements
+                here bind integers only: batch bounds, months).
+        """
+        dialect = self.conn.dialect
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        assert isinstance(compiled, SQLCompiler)
+        params = compiled.construct_params()
+        for name in params:
+            bind = compiled.binds.get(name)
+            if bind is None or bind.type.dialect_impl(dialect).bind_processor(dialect):
+                raise _Unparsable(f"the value of {name} needs converting")
+        inlined: bytes = cursor.mogrify(str(compiled), params)
+        return inlined.decode()  # the connection speaks UTF-8 (see _copyable)
 
     def _unconverted(self, table: sa.Table, result: sa.CursorResult[Any]) -> bool:
         """Whether the driver's values of ``table``'s columns are what SQLAlchemy gives
@@ -73,32 +170,25 @@ class Collector:
         return found
 
     @staticmethod
-    def part(table: sa.Table, rows: Sequence[Sequence[Any]], order: Sequence[str]) -> Part:
-        """Deleted rows that came each with its transaction's month as one more value.
+    def part(table: sa.Table, chunks: Sequence[Chunk], order: Sequence[str]) -> Part:
+        """One table's deleted rows of a batch, for the archive.
 
         Args:
             table: The table they were deleted from.
-            rows: The rows.
+            chunks: The rows, as :meth:`delete` collected them.
             order: The columns the archive sorts by (the key, then the transaction).
         """
+        import pyarrow as pa
+
         from vestige.archive import Part  # only with an archive: its extra is installed
 
-        return Part(table, rows, order)
+        rows = pa.concat_tables([rows for rows, _ in chunks])
+        months = pa.chunked_array([months for _, months in chunks]).combine_chunks()
+        return Part(table, rows, months, order)
 
     @staticmethod
-    def transaction_part(
-        rows: Sequence[Sequence[Any]], months: Mapping[Any, Any], transaction: sa.Column[Any]
-    ) -> Part:
-        """Deleted rows of a transaction table, each followed by its transaction's month.
-
-        Args:
-            rows: The rows of ``transaction``'s table.
-            months: ``YYYYMM`` by transaction id.
-            transaction: The table's column of the transaction id.
-        """
-        from vestige.archive import Part  # only with an archive: its extra is installed
-
+    def transaction_order(transaction: sa.Column[Any]) -> list[str]:
+        """The columns a transaction table's archived rows are sorted by: its primary key
+        (or, without one, the transaction)."""
         table = transaction.table
-        key = [column.name for column in table.primary_key.columns] or [transaction.name]
-        tx_at = list(table.c).index(transaction)
-        return Part(table, [(*row, months.get(row[tx_at])) for row in rows], key)
+        return [column.name for column in table.primary_key.columns] or [transaction.name]

@@ -71,6 +71,7 @@ from vestige.versioning.setup import versioning_manager
 
 if TYPE_CHECKING:
     from vestige.archive import ArchiveWriter, Part, Staged
+    from vestige.retention.collecting import Chunk
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -405,14 +406,14 @@ class _Run:
         self,
         statement: sa.Delete,
         table: sa.Table,
-        into: list[Sequence[Any]],
-        *also: sa.ColumnElement[Any],
+        into: list[Chunk],
+        month: sa.ColumnElement[Any],
     ) -> int:
-        """Run a DELETE; with an archive, collect the deleted rows (``RETURNING`` every
-        column, in the table's order, then the columns ``also``) in ``into``."""
+        """Run a DELETE; with an archive, collect the deleted rows in ``into``, each with
+        ``month``, the month (``YYYYMM``) of its transaction."""
         if self.writer is None:
             return int(self.conn.execute(statement).rowcount)
-        return self.collector.delete(statement, table, into, *also)
+        return self.collector.delete(statement, table, into, month)
 
     def drop_scratch(self) -> None:
         """Drop this run's temporary tables (a dead connection drops them by itself)."""
@@ -458,10 +459,11 @@ class _Run:
         self.keys[target.name] = table
         return table, total
 
-    def _month_of(self, target: VersionTable) -> sa.ScalarSelect[Any]:
-        """The month (``YYYYMM``) of the transaction of a row of ``target``."""
+    def _month_of(self, transaction: sa.Column[Any]) -> sa.ScalarSelect[Any]:
+        """The month (``YYYYMM``) of the transaction a row's ``transaction`` column names
+        (SQLite's ``RETURNING`` gives the deleted table's columns only, and subqueries)."""
         tx = self.transactions
-        month = sa.select(month_number(tx.c.issued_at)).where(tx.c.id == target.transaction_id)
+        month = sa.select(month_number(tx.c.issued_at)).where(tx.c.id == transaction)
         return month.scalar_subquery()
 
     def _row_key(self, target: VersionTable) -> list[sa.Column[Any]]:
@@ -522,31 +524,28 @@ class _Run:
             self._begin_batch()
             expected = min(hi, total) - lo
             count = 0
-            # with an archive: the deleted rows, each with its transaction's month as one
-            # more column (from the keys, or looked up: SQLite returns the deleted table's
-            # columns only, and subqueries)
-            rows: list[Sequence[Any]] = []
+            # with an archive: the deleted rows, each with its transaction's month (from
+            # the keys, or looked up)
+            rows: list[Chunk] = []
             if row_id is not None:
                 # by physical address, the key checked too: a row that moved since the
                 # keys were stored is not matched, and is deleted by key just below
                 by_address = sa.delete(target.table).where(
                     row_id == keys.c.row_id, *same_key, *in_batch
                 )
-                month: list[sa.ColumnElement[Any]] = []
-                if self.writer is not None:
-                    month = [keys.c.issued_month]
-                count = self._deleting(by_address, target.table, rows, *month)
+                # the keys carry the month when archiving (see _keys)
+                month = keys.c.issued_month if self.writer is not None else sa.null()
+                count = self._deleting(by_address, target.table, rows, month)
             if count < expected:
                 batch = sa.select(*key_columns).where(*in_batch)
-                looked_up = [self._month_of(target)] if self.writer is not None else []
                 count += self._deleting(
                     sa.delete(target.table).where(row_key.in_(batch)),
                     target.table,
                     rows,
-                    *looked_up,
+                    self._month_of(target.transaction_id),
                 )
             parts: list[Part] = []
-            if self.writer is not None and rows:
+            if self.writer is not None and count:
                 order = [column.name for column in self._row_key(target)]
                 parts.append(self.collector.part(target.table, rows, order))
             self._end_batch(parts)
@@ -606,30 +605,28 @@ class _Run:
         self.notify(Progress(TRANSACTION_PHASE, 0, total))
         deleted = 0
         for lo, hi in self._batches(total):
-            batch = sa.select(candidates.c.id).where(candidates.c.seq > lo, candidates.c.seq <= hi)
+            in_batch = [candidates.c.seq > lo, candidates.c.seq <= hi]
             self._begin_batch()
-            # checked again: the batch deletes only what is unreferenced right now
-            month = [month_number(issued_at)] if self.writer is not None else []
-            found = self.conn.execute(
-                sa.select(tx_id, *month).where(tx_id.in_(batch), *unreferenced)
-            ).all()
-            ids = [row[0] for row in found]
+            # checked again: the batch deletes only what is unreferenced right now; the
+            # rest leave the batch (the candidates are this connection's own table, and
+            # a rolled-back batch gets them back)
+            still = sa.exists().where(tx_id == candidates.c.id, *unreferenced)
+            self.conn.execute(sa.delete(candidates).where(*in_batch, sa.not_(still)))
+            batch = sa.select(candidates.c.id).where(*in_batch)
             parts: list[Part] = []
-            if ids:
-                months: dict[Any, Any] = dict(found) if self.writer is not None else {}
-                for column in dependents:
-                    rows: list[Sequence[Any]] = []
-                    self._deleting(
-                        sa.delete(column.table).where(column.in_(ids)), column.table, rows
-                    )
-                    if self.writer is not None:
-                        parts.append(self.collector.transaction_part(rows, months, column))
-                rows = []
-                deleted += self._deleting(
-                    sa.delete(self.transactions).where(tx_id.in_(ids)), self.transactions, rows
+            # each table's rows with their transaction's month, looked up while the
+            # transaction rows are still there (they go last)
+            for column in [*dependents, tx_id]:
+                month = month_number(issued_at) if column is tx_id else self._month_of(column)
+                rows: list[Chunk] = []
+                count = self._deleting(
+                    sa.delete(column.table).where(column.in_(batch)), column.table, rows, month
                 )
-                if self.writer is not None:
-                    parts.append(self.collector.transaction_part(rows, months, tx_id))
+                if column is tx_id:
+                    deleted += count
+                if self.writer is not None and count:
+                    order = self.collector.transaction_order(column)
+                    parts.append(self.collector.part(column.table, rows, order))
             self._end_batch(parts)
             self.notify(Progress(TRANSACTION_PHASE, min(hi, total), total))
         return deleted
