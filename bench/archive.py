@@ -14,8 +14,8 @@ SQL), clones the database, then in child processes (peak RSS from ``getrusage``)
            transaction and transaction_changes row written as Parquet and read back
            before its batch commits);
 
-twice each, alternated, each on a copy of its own, the faster of each kind reported
-(peak RSS: the child's VmHWM).
+three times each, alternated, each on a copy of its own and (PostgreSQL) after a
+CHECKPOINT, the fastest of each kind reported (peak RSS: the child's VmHWM).
 
 Both must leave the same rows (count and checksums of what stays). Then the archive's
 bytes against the bytes the deleted rows took in the database (table and indexes,
@@ -48,7 +48,7 @@ from bench.retention import DEFAULT_SERVER, VERSIONS, build, fingerprint
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = {"keep_days": 30, "keep_versions": 1}
 BATCH_SIZE = 5000
-REPEATS = 2
+REPEATS = 3
 ROLES = ("base", *(f"{kind}{i}" for i in range(REPEATS) for kind in ("plain", "archive")))
 PG_DATABASES = tuple(f"vestige_bench_archive_{os.getpid()}_{role}" for role in ROLES)
 
@@ -204,6 +204,17 @@ def _clone(backend: str, urls: list[str], server: sa.URL) -> None:
     admin.dispose()
 
 
+def _settle(backend: str, server: sa.URL) -> None:
+    """Before a run on PostgreSQL: a checkpoint, so that no run pays for writing out what
+    the clones or the run before it left in memory."""
+    if backend == "sqlite":
+        return
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("CHECKPOINT"))
+    admin.dispose()
+
+
 def _drop(backend: str, server: sa.URL) -> None:
     if backend == "sqlite":
         return
@@ -232,7 +243,9 @@ def measure(
         for i in range(REPEATS):
             archive = workdir / f"archive-{backend}-{rows}-{i}"
             shutil.rmtree(archive, ignore_errors=True)
+            _settle(backend, server)
             plains.append(run_child(urls[1 + 2 * i], now, None))
+            _settle(backend, server)
             archives.append(run_child(urls[2 + 2 * i], now, str(archive)))
         plain = min(plains, key=lambda result: result["seconds"])
         archived = min(archives, key=lambda result: result["seconds"])
@@ -249,6 +262,10 @@ def measure(
         "archived": archived,
         "same": same,
         "reads": read,
+        "runs": {
+            "plain": [result["seconds"] for result in plains],
+            "archive": [result["seconds"] for result in archives],
+        },
     }
 
 
@@ -258,9 +275,9 @@ def report(results: list[dict[str, Any]]) -> str:
         f"keep_versions={POLICY['keep_versions']}; batches of {BATCH_SIZE:,}; child processes",
         "",
         "| backend | version rows | versions deleted | transactions deleted | pruner s | "
-        "with --archive s | archive / plain | RSS after imports MB plain / archive | "
-        "peak RSS MB plain / archive | same rows |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "with --archive s | archive / plain | every run s, plain / archive | "
+        "RSS after imports MB plain / archive | peak RSS MB plain / archive | same rows |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in results:
         plain, archived = r["plain"], r["archived"]
@@ -268,6 +285,8 @@ def report(results: list[dict[str, Any]]) -> str:
             f"| {r['backend']} | {r['rows']:,} | {archived['versions_deleted']:,} | "
             f"{archived['transactions_deleted']:,} | {plain['seconds']:.2f} | "
             f"{archived['seconds']:.2f} | {archived['seconds'] / plain['seconds']:.2f}x | "
+            f"{' '.join(f'{t:.2f}' for t in r['runs']['plain'])} / "
+            f"{' '.join(f'{t:.2f}' for t in r['runs']['archive'])} | "
             f"{plain['rss_before_kb'] / 1024:.0f} / {archived['rss_before_kb'] / 1024:.0f} | "
             f"{plain['peak_rss_kb'] / 1024:.0f} / {archived['peak_rss_kb'] / 1024:.0f} | "
             f"{'yes' if r['same'] else 'NO'} |"

@@ -617,11 +617,18 @@ class _Run:
             # each table's rows with their transaction's month, looked up while the
             # transaction rows are still there (they go last)
             for column in [*dependents, tx_id]:
-                month = month_number(issued_at) if column is tx_id else self._month_of(column)
+                statement = sa.delete(column.table).where(column.in_(batch))
+                month: sa.ColumnElement[Any]
+                if column is tx_id:
+                    month = month_number(issued_at)
+                elif self.writer is not None and self.conn.dialect.name == "postgresql":
+                    # joined to the candidates, which carry the month when archiving
+                    statement = sa.delete(column.table).where(column == candidates.c.id, *in_batch)
+                    month = candidates.c.month
+                else:
+                    month = self._month_of(column)
                 rows: list[Chunk] = []
-                count = self._deleting(
-                    sa.delete(column.table).where(column.in_(batch)), column.table, rows, month
-                )
+                count = self._deleting(statement, column.table, rows, month)
                 if column is tx_id:
                     deleted += count
                 if self.writer is not None and count:
