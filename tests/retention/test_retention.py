@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -222,63 +223,58 @@ def test_orphan_transactions_go_with_their_plugin_rows(history_engine: sa.Engine
     assert empty not in transaction_ids(history_engine)
 
 
-def test_a_transaction_another_table_refers_to_stays(history_engine: sa.Engine) -> None:
+@pytest.fixture
+def audit_note(history_engine: sa.Engine) -> Iterator[sa.Table]:
+    """A table of the application's own that refers to transactions."""
     activity = sa.Table(
         "audit_note",
         models.Base.metadata,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("transaction_id", sa.BigInteger),
     )
-    try:
-        activity.create(history_engine)
-        pid, txs = package_history(history_engine, "attrs", [400, 300, 100])
-        with history_engine.begin() as conn:
-            conn.execute(sa.insert(activity).values(id=1, transaction_id=txs[0]))
-        run(history_engine, {"keep_days": 30})
-        assert remaining(history_engine, PACKAGE_VERSION, pid) == [txs[2]]
-        assert transaction_ids(history_engine) == {txs[0], txs[2]}
-    finally:
-        activity.drop(history_engine)
-        models.Base.metadata.remove(activity)
+    activity.create(history_engine)
+    yield activity
+    activity.drop(history_engine)
+    models.Base.metadata.remove(activity)
+
+
+def test_a_transaction_another_table_refers_to_stays(
+    history_engine: sa.Engine, audit_note: sa.Table
+) -> None:
+    pid, txs = package_history(history_engine, "attrs", [400, 300, 100])
+    with history_engine.begin() as conn:
+        conn.execute(sa.insert(audit_note).values(id=1, transaction_id=txs[0]))
+    run(history_engine, {"keep_days": 30})
+    assert remaining(history_engine, PACKAGE_VERSION, pid) == [txs[2]]
+    assert transaction_ids(history_engine) == {txs[0], txs[2]}
 
 
 @pytest.mark.parametrize("archived", [False, True], ids=["plain", "archive"])
 def test_a_transaction_referred_to_after_planning_stays(
-    history_engine: sa.Engine, tmp_path: Path, archived: bool
+    history_engine: sa.Engine, audit_note: sa.Table, tmp_path: Path, archived: bool
 ) -> None:
     """Orphan transactions are planned once; each batch checks them again and leaves
     one that something refers to by then."""
-    activity = sa.Table(
-        "audit_note",
-        models.Base.metadata,
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("transaction_id", sa.BigInteger),
+    pid, txs = package_history(history_engine, "attrs", [400, 300, 100])
+
+    def refer_to_the_oldest(progress: Progress) -> None:
+        if progress.phase == TRANSACTION_PHASE and progress.done == 0:
+            with history_engine.begin() as conn:
+                conn.execute(sa.insert(audit_note).values(id=1, transaction_id=txs[0]))
+
+    archive = str(tmp_path / "archive") if archived else None
+    report = run(
+        history_engine, {"keep_days": 30}, on_progress=refer_to_the_oldest, archive=archive
     )
-    try:
-        activity.create(history_engine)
-        pid, txs = package_history(history_engine, "attrs", [400, 300, 100])
+    assert remaining(history_engine, PACKAGE_VERSION, pid) == [txs[2]]
+    assert transaction_ids(history_engine) == {txs[0], txs[2]}
+    assert report.transactions_deleted == 1
+    if archive is not None:
+        from vestige.archive import ArchiveReader
 
-        def refer_to_the_oldest(progress: Progress) -> None:
-            if progress.phase == TRANSACTION_PHASE and progress.done == 0:
-                with history_engine.begin() as conn:
-                    conn.execute(sa.insert(activity).values(id=1, transaction_id=txs[0]))
-
-        archive = str(tmp_path / "archive") if archived else None
-        report = run(
-            history_engine, {"keep_days": 30}, on_progress=refer_to_the_oldest, archive=archive
-        )
-        assert remaining(history_engine, PACKAGE_VERSION, pid) == [txs[2]]
-        assert transaction_ids(history_engine) == {txs[0], txs[2]}
-        assert report.transactions_deleted == 1
-        if archive is not None:
-            from vestige.archive import ArchiveReader
-
-            with ArchiveReader(archive) as reader:
-                archived_ids = {row["id"] for row in reader.rows(TX, {})}
-            assert archived_ids == {txs[1]}
-    finally:
-        activity.drop(history_engine)
-        models.Base.metadata.remove(activity)
+        with ArchiveReader(archive) as reader:
+            archived_ids = {row["id"] for row in reader.rows(TX, {})}
+        assert archived_ids == {txs[1]}
 
 
 def test_dry_run_changes_nothing_and_predicts_the_real_run(history_engine: sa.Engine) -> None:

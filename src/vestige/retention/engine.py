@@ -24,10 +24,11 @@ it) or by a row of any other table with a ``transaction_id`` column (e.g. Contin
 ``activity``). ``transaction_changes`` and ``transaction_meta`` rows are not references:
 they describe their transaction and are deleted with it, in the same batch.
 
-With an archive (``archive=URL``), each batch is deleted with ``RETURNING``, written to
-the archive as Parquet and read back while its database transaction is still open, and
-committed only then (:mod:`vestige.archive.writer` says what a crash at each step
-leaves, and how the next run settles it). The ``transaction`` rows the run deletes, and
+With an archive (``archive=URL``), each batch is deleted with ``RETURNING`` (see
+:mod:`vestige.retention.collecting`), written to the archive as Parquet and read back
+while its database transaction is still open, and committed only then
+(:mod:`vestige.archive.writer` says what a crash at each step leaves, and how the next
+run settles it). The ``transaction`` rows the run deletes, and
 their ``transaction_changes`` / ``transaction_meta`` rows, are archived the same way.
 On PostgreSQL, batches are then taken month first (a month that never decreases along a
 chain, see :func:`~vestige.retention.prunable.prunable_keys`), so that each writes a
