@@ -104,7 +104,7 @@ def _collect(engine: sa.Engine) -> tuple[Collector, int, list[Any]]:
         collector = Collector(conn)
         into: list[Any] = []
         month = sa.case(*((PLAIN.c.transaction_id == tx, number) for tx, number in MONTHS.items()))
-        count = collector.delete(sa.delete(PLAIN), PLAIN, into, month)
+        count = collector.delete(sa.delete(PLAIN), PLAIN, into, month, {})
         conn.commit()
         left = conn.execute(sa.select(sa.func.count()).select_from(PLAIN)).scalar_one()
     assert left == 0

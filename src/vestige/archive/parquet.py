@@ -223,18 +223,21 @@ def csv_readable(table: sa.Table) -> bool:
     return True
 
 
-def from_csv(table: sa.Table, data: bytes) -> tuple[pa.Table, pa.Array]:
+def from_csv(
+    table: sa.Table, data: bytes, schema: pa.Schema | None = None
+) -> tuple[pa.Table, pa.Array]:
     """Rows of ``table`` as PostgreSQL's ``COPY ... TO STDOUT (FORMAT csv)`` writes them
     (no header; the table's columns, then a month number), as :func:`to_arrow` gives them.
 
     Only for tables that are :func:`csv_readable`. NULL is an unquoted empty field, an
-    empty string a quoted one; ``NA``, ``NaN`` and the like are values.
+    empty string a quoted one; ``NA``, ``NaN`` and the like are values. ``schema``: the
+    table's :func:`arrow_schema`, if the caller keeps it.
 
     Raises:
         pyarrow.ArrowInvalid: A value does not parse as its column's type (a time of
             ``infinity``, a year after 9999): read the rows another way.
     """
-    schema = arrow_schema(table)
+    schema = schema or arrow_schema(table)
     if not data:
         return schema.empty_table(), pa.array([], type=pa.int32())
     names = [f"c{i}" for i in range(len(schema) + 1)]  # by place: "month" may be a column
@@ -277,11 +280,13 @@ def sorted_order(rows: pa.Table, months: pa.Array, order: Sequence[str]) -> pa.A
 
 
 def to_parquet(rows: pa.Table) -> bytes:
-    """``rows`` as one Parquet file (zstd)."""
+    """``rows`` as one Parquet file (zstd; dictionary encoding for text columns only:
+    numbers and times compress as well without, written faster)."""
+    text = [field.name for field in rows.schema if pa.types.is_string(field.type)]
     # Arrow's own buffers, not Python file objects: no Python callbacks from Arrow's
     # threads (which can abort the interpreter at exit while one is still running)
     sink = pa.BufferOutputStream()
-    pq.write_table(rows, sink, compression="zstd")
+    pq.write_table(rows, sink, compression="zstd", use_dictionary=text)
     return bytes(sink.getvalue().to_pybytes())
 
 

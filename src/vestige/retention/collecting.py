@@ -19,7 +19,7 @@ run, so they take the shortest way there is:
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -48,6 +48,9 @@ class Collector:
         self.conn = conn
         self._as_driver_gives: dict[str, bool] = {}
         self._by_copy: dict[str, bool] = {}
+        self._statements: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+        self._compiled: dict[int, SQLCompiler] = {}  # of the statements kept just above
+        self._schemas: dict[str, Any] = {}  # Arrow schemas by table
 
     def delete(
         self,
@@ -55,18 +58,19 @@ class Collector:
         table: sa.Table,
         into: list[Chunk],
         month: sa.ColumnElement[Any],
+        params: Mapping[str, Any],
     ) -> int:
-        """Run ``statement``, taking every column of ``table`` and ``month`` (``YYYYMM``
-        of each row's transaction) of the rows it deletes; add them to ``into``.
+        """Run ``statement`` with ``params``, taking every column of ``table`` and
+        ``month`` (``YYYYMM`` of each row's transaction) of the rows it deletes; add them
+        to ``into``.
 
         Returns:
             The number of rows deleted.
         """
-        returning = statement.returning(*table.c, month)
+        returning = self._returning(statement, table, month)
         if self._copyable(table):
             try:
-                with self.conn.begin_nested():
-                    chunk = self._copy(returning, table)
+                chunk = self._copy(returning, table, params)
             except _Unparsable:
                 self._by_copy[table.name] = False  # its other rows too, most likely
             else:
@@ -74,7 +78,7 @@ class Collector:
                 return int(chunk[0].num_rows)
         from vestige.archive.parquet import to_arrow
 
-        result = self.conn.execute(returning)
+        result = self.conn.execute(returning, params)
         rows: Sequence[Sequence[Any]]
         if self._unconverted(table, result):
             rows = result.cursor.fetchall()
@@ -83,6 +87,19 @@ class Collector:
             rows = result.all()
         into.append(to_arrow(table, rows))
         return len(rows)
+
+    def _returning(
+        self, statement: sa.Delete, table: sa.Table, month: sa.ColumnElement[Any]
+    ) -> Any:
+        """``statement`` returning ``table``'s columns and ``month``: the same object for
+        the same statement and month, so that its SQL is written once for all batches."""
+        key = (id(statement), id(month))
+        found = self._statements.get(key)
+        if found is None:
+            # the cache holds the statement and month too: their ids stay theirs
+            found = (statement, month, statement.returning(*table.c, month))
+            self._statements[key] = found
+        return found[2]
 
     def by_copy(self, table: sa.Table) -> bool | None:
         """Whether ``table``'s deleted rows come by ``COPY`` (``None``: none deleted yet)."""
@@ -103,48 +120,62 @@ class Collector:
             self._by_copy[table.name] = found
         return found
 
-    def _copy(self, returning: sa.ClauseElement, table: sa.Table) -> Chunk:
-        """``COPY (returning) TO STDOUT`` in CSV, parsed.
+    def _copy(
+        self, returning: sa.ClauseElement, table: sa.Table, params: Mapping[str, Any]
+    ) -> Chunk:
+        """``COPY (returning) TO STDOUT`` in CSV, parsed; after a savepoint, rolled back
+        to if the rows cannot be parsed (one round trip: the savepoint is not released,
+        the batch's commit ends it).
 
         Raises:
             _Unparsable: Arrow could not parse a value as its column's type, or the
-                statement could not be written out whole.
+                statement could not be written out whole; nothing was deleted.
         """
         import pyarrow as pa
 
-        from vestige.archive.parquet import from_csv
+        from vestige.archive.parquet import arrow_schema, from_csv
 
+        schema = self._schemas.get(table.name)
+        if schema is None:
+            schema = self._schemas[table.name] = arrow_schema(table)
         dbapi = self.conn.connection.dbapi_connection
         assert dbapi is not None  # the connection is open: a statement ran on it
         cursor = dbapi.cursor()
-        out = io.BytesIO()
         try:
-            sql = self._inline(returning, cursor)
+            sql = self._inline(returning, params, cursor)
+            cursor.execute("SAVEPOINT vestige_copy")
+            out = io.BytesIO()
             cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", out)
+            try:
+                return from_csv(table, out.getvalue(), schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                cursor.execute("ROLLBACK TO SAVEPOINT vestige_copy")
+                raise _Unparsable(str(exc)) from exc
         finally:
             cursor.close()
-        try:
-            return from_csv(table, out.getvalue())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise _Unparsable(str(exc)) from exc
 
-    def _inline(self, statement: sa.ClauseElement, cursor: Any) -> str:
-        """``statement`` with its values in place, as the driver would send them (COPY
-        takes no parameters).
+    def _inline(self, statement: sa.ClauseElement, params: Mapping[str, Any], cursor: Any) -> str:
+        """``statement`` with ``params`` and its other values in place, as the driver
+        would send them (COPY takes no parameters).
 
         Raises:
             _Unparsable: A value would need SQLAlchemy's conversion first (the statements
                 here bind integers only: batch bounds, months).
         """
         dialect = self.conn.dialect
-        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        assert isinstance(compiled, SQLCompiler)
-        params = compiled.construct_params()
-        for name in params:
-            bind = compiled.binds.get(name)
-            if bind is None or bind.type.dialect_impl(dialect).bind_processor(dialect):
-                raise _Unparsable(f"the value of {name} needs converting")
-        inlined: bytes = cursor.mogrify(str(compiled), params)
+        compiled = self._compiled.get(id(statement))
+        if compiled is None:
+            written = statement.compile(
+                dialect=dialect, compile_kwargs={"render_postcompile": True}
+            )
+            assert isinstance(written, SQLCompiler)
+            compiled = written
+            for name, bind in compiled.binds.items():
+                if bind.type.dialect_impl(dialect).bind_processor(dialect):
+                    raise _Unparsable(f"the value of {name} needs converting")
+            self._compiled[id(statement)] = compiled
+        values = compiled.construct_params(params)
+        inlined: bytes = cursor.mogrify(compiled.string, values)
         return inlined.decode()  # the connection speaks UTF-8 (see _copyable)
 
     def _unconverted(self, table: sa.Table, result: sa.CursorResult[Any]) -> bool:

@@ -409,12 +409,13 @@ class _Run:
         table: sa.Table,
         into: list[Chunk],
         month: sa.ColumnElement[Any],
+        params: Mapping[str, Any],
     ) -> int:
-        """Run a DELETE; with an archive, collect the deleted rows in ``into``, each with
-        ``month``, the month (``YYYYMM``) of its transaction."""
+        """Run a DELETE with ``params``; with an archive, collect the deleted rows in
+        ``into``, each with ``month``, the month (``YYYYMM``) of its transaction."""
         if self.writer is None:
-            return int(self.conn.execute(statement).rowcount)
-        return self.collector.delete(statement, table, into, month)
+            return int(self.conn.execute(statement, params).rowcount)
+        return self.collector.delete(statement, table, into, month, params)
 
     def drop_scratch(self) -> None:
         """Drop this run's temporary tables (a dead connection drops them by itself)."""
@@ -519,32 +520,35 @@ class _Run:
         key_columns = [keys.c[column.name] for column in self._row_key(target)]
         row_id = self._row_id(target)
         same_key = [keys.c[column.name] == column for column in self._row_key(target)]
+        # each batch runs the same statements with its own bounds: compiled once
+        in_batch = [keys.c.seq > sa.bindparam("lo"), keys.c.seq <= sa.bindparam("hi")]
+        # by physical address (PostgreSQL), the key checked too: a row that moved since
+        # the keys were stored is not matched, and is deleted by key after it
+        by_address = None
+        # with an archive, each deleted row comes with its transaction's month: from the
+        # keys (which carry it when archiving on PostgreSQL, see _keys), or looked up
+        from_keys: sa.ColumnElement[Any] = sa.null()
+        if row_id is not None:
+            by_address = sa.delete(target.table).where(
+                row_id == keys.c.row_id, *same_key, *in_batch
+            )
+            if self.writer is not None:
+                from_keys = keys.c.issued_month
+        by_key = sa.delete(target.table).where(
+            row_key.in_(sa.select(*key_columns).where(*in_batch))
+        )
+        looked_up = self._month_of(target.transaction_id)
         deleted = 0
         for lo, hi in self._batches(total):
-            in_batch = [keys.c.seq > lo, keys.c.seq <= hi]
+            bounds = {"lo": lo, "hi": hi}
             self._begin_batch()
             expected = min(hi, total) - lo
             count = 0
-            # with an archive: the deleted rows, each with its transaction's month (from
-            # the keys, or looked up)
             rows: list[Chunk] = []
-            if row_id is not None:
-                # by physical address, the key checked too: a row that moved since the
-                # keys were stored is not matched, and is deleted by key just below
-                by_address = sa.delete(target.table).where(
-                    row_id == keys.c.row_id, *same_key, *in_batch
-                )
-                # the keys carry the month when archiving (see _keys)
-                month = keys.c.issued_month if self.writer is not None else sa.null()
-                count = self._deleting(by_address, target.table, rows, month)
+            if by_address is not None:
+                count = self._deleting(by_address, target.table, rows, from_keys, bounds)
             if count < expected:
-                batch = sa.select(*key_columns).where(*in_batch)
-                count += self._deleting(
-                    sa.delete(target.table).where(row_key.in_(batch)),
-                    target.table,
-                    rows,
-                    self._month_of(target.transaction_id),
-                )
+                count += self._deleting(by_key, target.table, rows, looked_up, bounds)
             parts: list[Part] = []
             if self.writer is not None and count:
                 order = [column.name for column in self._row_key(target)]
@@ -605,31 +609,37 @@ class _Run:
         candidates, total = self._materialise(_ORPHANS_TABLE, orphans, order)
         self.notify(Progress(TRANSACTION_PHASE, 0, total))
         deleted = 0
+        # each batch runs the same statements with its own bounds: compiled once
+        in_batch = [candidates.c.seq > sa.bindparam("lo"), candidates.c.seq <= sa.bindparam("hi")]
+        # checked again: the batch deletes only what is unreferenced right now; the rest
+        # leave the batch (the candidates are this connection's own table, and a
+        # rolled-back batch gets them back)
+        still = sa.exists().where(tx_id == candidates.c.id, *unreferenced)
+        recheck = sa.delete(candidates).where(*in_batch, sa.not_(still))
+        batch = sa.select(candidates.c.id).where(*in_batch)
+        # each table's rows with their transaction's month, looked up while the
+        # transaction rows are still there (they go last)
+        deletes: list[tuple[sa.Column[Any], sa.Delete, sa.ColumnElement[Any]]] = []
+        for column in [*dependents, tx_id]:
+            statement = sa.delete(column.table).where(column.in_(batch))
+            month: sa.ColumnElement[Any]
+            if column is tx_id:
+                month = month_number(issued_at)
+            elif self.writer is not None and self.conn.dialect.name == "postgresql":
+                # joined to the candidates, which carry the month when archiving
+                statement = sa.delete(column.table).where(column == candidates.c.id, *in_batch)
+                month = candidates.c.month
+            else:
+                month = self._month_of(column)
+            deletes.append((column, statement, month))
         for lo, hi in self._batches(total):
-            in_batch = [candidates.c.seq > lo, candidates.c.seq <= hi]
+            bounds = {"lo": lo, "hi": hi}
             self._begin_batch()
-            # checked again: the batch deletes only what is unreferenced right now; the
-            # rest leave the batch (the candidates are this connection's own table, and
-            # a rolled-back batch gets them back)
-            still = sa.exists().where(tx_id == candidates.c.id, *unreferenced)
-            self.conn.execute(sa.delete(candidates).where(*in_batch, sa.not_(still)))
-            batch = sa.select(candidates.c.id).where(*in_batch)
+            self.conn.execute(recheck, bounds)
             parts: list[Part] = []
-            # each table's rows with their transaction's month, looked up while the
-            # transaction rows are still there (they go last)
-            for column in [*dependents, tx_id]:
-                statement = sa.delete(column.table).where(column.in_(batch))
-                month: sa.ColumnElement[Any]
-                if column is tx_id:
-                    month = month_number(issued_at)
-                elif self.writer is not None and self.conn.dialect.name == "postgresql":
-                    # joined to the candidates, which carry the month when archiving
-                    statement = sa.delete(column.table).where(column == candidates.c.id, *in_batch)
-                    month = candidates.c.month
-                else:
-                    month = self._month_of(column)
+            for column, statement, month in deletes:
                 rows: list[Chunk] = []
-                count = self._deleting(statement, column.table, rows, month)
+                count = self._deleting(statement, column.table, rows, month, bounds)
                 if column is tx_id:
                     deleted += count
                 if self.writer is not None and count:
