@@ -157,3 +157,22 @@ def test_a_value_csv_cannot_carry_falls_back_to_returning_and_deletes_once(
 def _drop(engine: sa.Engine) -> Any:
     yield
     PLAIN.metadata.drop_all(engine)
+
+
+def test_a_statement_written_anew_per_execution_goes_by_returning(engine: sa.Engine) -> None:
+    """An IN list is rendered per execution: its COPY text cannot be kept, so the rows
+    come by ``RETURNING``, deleted once."""
+    PLAIN.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(PLAIN.insert(), ROWS)
+    with engine.connect() as conn:
+        collector = Collector(conn)
+        into: list[Any] = []
+        statement = sa.delete(PLAIN).where(PLAIN.c.transaction_id.in_([10]))
+        count = collector.delete(statement, PLAIN, into, sa.literal(202501), {})
+        conn.commit()
+        left = conn.execute(sa.select(PLAIN.c.transaction_id)).scalars().all()
+    assert count == 2 and left == [11]
+    part = collector.part(PLAIN, into, ["id", "transaction_id"])
+    assert sorted(part.rows.column("id").to_pylist()) == [1, 2]
+    assert collector.by_copy(PLAIN) is False

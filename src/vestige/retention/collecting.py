@@ -165,11 +165,12 @@ class Collector:
         dialect = self.conn.dialect
         compiled = self._compiled.get(id(statement))
         if compiled is None:
-            written = statement.compile(
-                dialect=dialect, compile_kwargs={"render_postcompile": True}
-            )
+            written = statement.compile(dialect=dialect)
             assert isinstance(written, SQLCompiler)
             compiled = written
+            if compiled.post_compile_params or compiled.literal_execute_params:
+                # values rendered per execution (IN lists): the text would not be reusable
+                raise _Unparsable("the statement is written anew for each execution")
             for name, bind in compiled.binds.items():
                 if bind.type.dialect_impl(dialect).bind_processor(dialect):
                     raise _Unparsable(f"the value of {name} needs converting")
