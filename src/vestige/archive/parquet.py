@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import uuid
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -105,9 +106,20 @@ def arrow_field(column: sa.Column[Any]) -> pa.Field:
     return pa.field(column.name, arrow, nullable=True, metadata=metadata)
 
 
+#: Each table's schema, with the column names it was made from.
+_SCHEMAS: weakref.WeakKeyDictionary[sa.Table, tuple[tuple[str, ...], pa.Schema]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def arrow_schema(table: sa.Table) -> pa.Schema:
-    """The Arrow schema of ``table``'s rows, in column order."""
-    return pa.schema([arrow_field(column) for column in table.c])
+    """The Arrow schema of ``table``'s rows, in column order (kept per table, made anew
+    when its columns change: an archiving run asks for it with every batch)."""
+    names = tuple(column.name for column in table.c)
+    found = _SCHEMAS.get(table)
+    if found is None or found[0] != names:
+        found = _SCHEMAS[table] = (names, pa.schema([arrow_field(c) for c in table.c]))
+    return found[1]
 
 
 #: The dialect Enum and TypeDecorator values are converted with, to and from the archive.
@@ -223,21 +235,18 @@ def csv_readable(table: sa.Table) -> bool:
     return True
 
 
-def from_csv(
-    table: sa.Table, data: bytes, schema: pa.Schema | None = None
-) -> tuple[pa.Table, pa.Array]:
+def from_csv(table: sa.Table, data: bytes) -> tuple[pa.Table, pa.Array]:
     """Rows of ``table`` as PostgreSQL's ``COPY ... TO STDOUT (FORMAT csv)`` writes them
     (no header; the table's columns, then a month number), as :func:`to_arrow` gives them.
 
     Only for tables that are :func:`csv_readable`. NULL is an unquoted empty field, an
-    empty string a quoted one; ``NA``, ``NaN`` and the like are values. ``schema``: the
-    table's :func:`arrow_schema`, if the caller keeps it.
+    empty string a quoted one; ``NA``, ``NaN`` and the like are values.
 
     Raises:
         pyarrow.ArrowInvalid: A value does not parse as its column's type (a time of
             ``infinity``, a year after 9999): read the rows another way.
     """
-    schema = schema or arrow_schema(table)
+    schema = arrow_schema(table)
     if not data:
         return schema.empty_table(), pa.array([], type=pa.int32())
     names = [f"c{i}" for i in range(len(schema) + 1)]  # by place: "month" may be a column

@@ -143,7 +143,6 @@ class ArchiveWriter:
         self.run = run or new_run_id()
         self.policy = dict(policy or {})
         self.batch = 0
-        self._schemas: dict[str, list[list[str]]] = {}  # each table's, as the manifest says
         self.rows = 0
         self.bytes = 0
         self.files = 0
@@ -235,10 +234,7 @@ class ArchiveWriter:
         return staged
 
     def _encode(self, part: Part) -> list[tuple[FileEntry, bytes]]:
-        schema = self._schemas.get(part.table.name)
-        if schema is None:
-            schema = [[field.name, str(field.type)] for field in arrow_schema(part.table)]
-            self._schemas[part.table.name] = schema
+        schema = [[field.name, str(field.type)] for field in arrow_schema(part.table)]
         months = part.months.fill_null(0)  # unknown
         order = sorted_order(part.rows, months, part.order)
         rows, months = part.rows.take(order), months.take(order)

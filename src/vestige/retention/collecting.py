@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -41,6 +42,17 @@ class _Unparsable(Exception):
     to its savepoint."""
 
 
+@dataclass
+class _Prepared:
+    """A DELETE as run for the archive. It holds the statement and month it was made
+    from, so that their ids (its key in :class:`Collector`) stay theirs."""
+
+    statement: sa.Delete
+    month: sa.ColumnElement[Any]
+    returning: Any  # the statement RETURNING every column, then the month
+    compiled: SQLCompiler | None = None  # its text, once written for COPY
+
+
 class Collector:
     """One archiving run's collection of deleted rows, on its connection."""
 
@@ -48,9 +60,7 @@ class Collector:
         self.conn = conn
         self._as_driver_gives: dict[str, bool] = {}
         self._by_copy: dict[str, bool] = {}
-        self._statements: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
-        self._compiled: dict[int, SQLCompiler] = {}  # of the statements kept just above
-        self._schemas: dict[str, Any] = {}  # Arrow schemas by table
+        self._prepared: dict[tuple[int, int], _Prepared] = {}
 
     def delete(
         self,
@@ -67,10 +77,10 @@ class Collector:
         Returns:
             The number of rows deleted.
         """
-        returning = self._returning(statement, table, month)
+        prepared = self._prepare(statement, table, month)
         if self._copyable(table):
             try:
-                chunk = self._copy(returning, table, params)
+                chunk = self._copy(prepared, table, params)
             except _Unparsable:
                 self._by_copy[table.name] = False  # its other rows too, most likely
             else:
@@ -78,7 +88,7 @@ class Collector:
                 return int(chunk[0].num_rows)
         from vestige.archive.parquet import to_arrow
 
-        result = self.conn.execute(returning, params)
+        result = self.conn.execute(prepared.returning, params)
         rows: Sequence[Sequence[Any]]
         if self._unconverted(table, result):
             rows = result.cursor.fetchall()
@@ -88,18 +98,17 @@ class Collector:
         into.append(to_arrow(table, rows))
         return len(rows)
 
-    def _returning(
+    def _prepare(
         self, statement: sa.Delete, table: sa.Table, month: sa.ColumnElement[Any]
-    ) -> Any:
-        """``statement`` returning ``table``'s columns and ``month``: the same object for
-        the same statement and month, so that its SQL is written once for all batches."""
+    ) -> _Prepared:
+        """``statement`` returning ``table``'s columns and ``month``: one record for the
+        same statement and month, so that its SQL is written once for all batches."""
         key = (id(statement), id(month))
-        found = self._statements.get(key)
+        found = self._prepared.get(key)
         if found is None:
-            # the cache holds the statement and month too: their ids stay theirs
-            found = (statement, month, statement.returning(*table.c, month))
-            self._statements[key] = found
-        return found[2]
+            returning = statement.returning(*table.c, month)
+            found = self._prepared[key] = _Prepared(statement, month, returning)
+        return found
 
     def by_copy(self, table: sa.Table) -> bool | None:
         """Whether ``table``'s deleted rows come by ``COPY`` (``None``: none deleted yet)."""
@@ -120,9 +129,7 @@ class Collector:
             self._by_copy[table.name] = found
         return found
 
-    def _copy(
-        self, returning: sa.ClauseElement, table: sa.Table, params: Mapping[str, Any]
-    ) -> Chunk:
+    def _copy(self, prepared: _Prepared, table: sa.Table, params: Mapping[str, Any]) -> Chunk:
         """``COPY (returning) TO STDOUT`` in CSV, parsed; after a savepoint, rolled back
         to if the rows cannot be parsed (one round trip: the savepoint is not released,
         the batch's commit ends it).
@@ -133,39 +140,36 @@ class Collector:
         """
         import pyarrow as pa
 
-        from vestige.archive.parquet import arrow_schema, from_csv
+        from vestige.archive.parquet import from_csv
 
-        schema = self._schemas.get(table.name)
-        if schema is None:
-            schema = self._schemas[table.name] = arrow_schema(table)
         dbapi = self.conn.connection.dbapi_connection
         assert dbapi is not None  # the connection is open: a statement ran on it
         cursor = dbapi.cursor()
         try:
-            sql = self._inline(returning, params, cursor)
+            sql = self._inline(prepared, params, cursor)
             cursor.execute("SAVEPOINT vestige_copy")
             out = io.BytesIO()
             cursor.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", out)
             try:
-                return from_csv(table, out.getvalue(), schema)
+                return from_csv(table, out.getvalue())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 cursor.execute("ROLLBACK TO SAVEPOINT vestige_copy")
                 raise _Unparsable(str(exc)) from exc
         finally:
             cursor.close()
 
-    def _inline(self, statement: sa.ClauseElement, params: Mapping[str, Any], cursor: Any) -> str:
-        """``statement`` with ``params`` and its other values in place, as the driver
-        would send them (COPY takes no parameters).
+    def _inline(self, prepared: _Prepared, params: Mapping[str, Any], cursor: Any) -> str:
+        """The prepared statement with ``params`` and its other values in place, as the
+        driver would send them (COPY takes no parameters).
 
         Raises:
             _Unparsable: A value would need SQLAlchemy's conversion first (the statements
                 here bind integers only: batch bounds, months).
         """
         dialect = self.conn.dialect
-        compiled = self._compiled.get(id(statement))
+        compiled = prepared.compiled
         if compiled is None:
-            written = statement.compile(dialect=dialect)
+            written = prepared.returning.compile(dialect=dialect)
             assert isinstance(written, SQLCompiler)
             compiled = written
             if compiled.post_compile_params or compiled.literal_execute_params:
@@ -174,7 +178,7 @@ class Collector:
             for name, bind in compiled.binds.items():
                 if bind.type.dialect_impl(dialect).bind_processor(dialect):
                     raise _Unparsable(f"the value of {name} needs converting")
-            self._compiled[id(statement)] = compiled
+            prepared.compiled = compiled
         values = compiled.construct_params(params)
         inlined: bytes = cursor.mogrify(compiled.string, values)
         return inlined.decode()  # the connection speaks UTF-8 (see _copyable)

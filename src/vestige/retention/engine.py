@@ -538,6 +538,7 @@ class _Run:
             row_key.in_(sa.select(*key_columns).where(*in_batch))
         )
         looked_up = self._month_of(target.transaction_id)
+        order = [column.name for column in self._row_key(target)]  # of the archive's rows
         deleted = 0
         for lo, hi in self._batches(total):
             bounds = {"lo": lo, "hi": hi}
@@ -551,7 +552,6 @@ class _Run:
                 count += self._deleting(by_key, target.table, rows, looked_up, bounds)
             parts: list[Part] = []
             if self.writer is not None and count:
-                order = [column.name for column in self._row_key(target)]
                 parts.append(self.collector.part(target.table, rows, order))
             self._end_batch(parts)
             deleted += count
@@ -619,7 +619,7 @@ class _Run:
         batch = sa.select(candidates.c.id).where(*in_batch)
         # each table's rows with their transaction's month, looked up while the
         # transaction rows are still there (they go last)
-        deletes: list[tuple[sa.Column[Any], sa.Delete, sa.ColumnElement[Any]]] = []
+        deletes: list[tuple[sa.Column[Any], sa.Delete, sa.ColumnElement[Any], list[str]]] = []
         for column in [*dependents, tx_id]:
             statement = sa.delete(column.table).where(column.in_(batch))
             month: sa.ColumnElement[Any]
@@ -631,20 +631,19 @@ class _Run:
                 month = candidates.c.month
             else:
                 month = self._month_of(column)
-            deletes.append((column, statement, month))
+            deletes.append((column, statement, month, self.collector.transaction_order(column)))
         for lo, hi in self._batches(total):
             bounds = {"lo": lo, "hi": hi}
             self._begin_batch()
             self.conn.execute(recheck, bounds)
             parts: list[Part] = []
-            for column, statement, month in deletes:
+            for column, statement, month, sorted_by in deletes:
                 rows: list[Chunk] = []
                 count = self._deleting(statement, column.table, rows, month, bounds)
                 if column is tx_id:
                     deleted += count
                 if self.writer is not None and count:
-                    order = self.collector.transaction_order(column)
-                    parts.append(self.collector.part(column.table, rows, order))
+                    parts.append(self.collector.part(column.table, rows, sorted_by))
             self._end_batch(parts)
             self.notify(Progress(TRANSACTION_PHASE, min(hi, total), total))
         return deleted
