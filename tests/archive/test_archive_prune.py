@@ -206,10 +206,11 @@ def test_batches_go_month_first_yet_each_chain_oldest_first_in_commit_order(
     history_engine: sa.Engine, tmp_path: Path
 ) -> None:
     """With an archive on PostgreSQL, batches are taken month first, so that a batch is
-    written as a file or two per table. Here tx 2 was issued months before tx 3 but committed after
-    it: ordered by its own month, package 1's version Y would go before X and leave a
-    hole. Stopped after every batch of one row, no run leaves a hole, and each row lands
-    once, in the partition of its own transaction's month."""
+    written as a file or two per table. Here tx 2 was issued months before tx 3 but
+    committed after it: ordered by its own month, package 1's version Y would go before X
+    and leave a hole, so package 1's rows all take the month of its newest transaction.
+    Stopped after every batch of one row, no run leaves a hole, and each row lands once,
+    in the partition of its own transaction's month."""
     overtaken_chain(history_engine)  # package 1: a(tx 1) -> X(tx 3) -> Y(tx 2) -> Z(tx 4)
     with Session(history_engine) as session:  # package 2: one old version, one kept
         package = models.Package(id=2, name="q", summary="old")
@@ -240,8 +241,9 @@ def test_batches_go_month_first_yet_each_chain_oldest_first_in_commit_order(
             left = conn.execute(sa.select(PACKAGE_VERSION.c.transaction_id)).scalars().all()
         gone.append(sorted(set(issued) - set(left)))
     if history_engine.dialect.name == "postgresql":
-        # month first (Jan, Mar, then Apr for X and Y: Y's own month, Feb, is before X's)
-        assert gone == [[1], [1, 5], [1, 3, 5], [1, 2, 3, 5]]
+        # month first: q's old version (Mar), then package 1's a, X, Y, which all take
+        # May, the month of its newest transaction (Z), as time steps back from X to Y
+        assert gone == [[5], [1, 5], [1, 3, 5], [1, 2, 3, 5]]
     else:  # SQLite: record first (see the engine's _keys)
         assert gone == [[1], [1, 3], [1, 2, 3], [1, 2, 3, 5]]
     files = Manifest.load(open_target(archive)).committed
@@ -291,3 +293,56 @@ def test_a_row_that_moved_after_planning_is_archived_once_in_its_own_month(
         for row in pq.read_table(Path(archive) / entry.path).to_pylist()
     }
     assert archived == {(txs[0], "moved", "2025-01"), (txs[1], "v1", "2025-03")}
+
+
+def test_a_chain_whose_time_runs_backwards_or_is_unknown_is_deleted_oldest_first(
+    history_engine: sa.Engine, tmp_path: Path
+) -> None:
+    """Month-first batches need a month that never decreases along a chain. A
+    transaction with no time (``issued_at`` NULL), or a clock that went back between
+    two versions, breaks that for its record: package 7's oldest version has no time,
+    package 8's second version was issued before its first. Stopped after every batch
+    of one row, no run leaves a hole, and every row is archived once."""
+    issued: dict[int, datetime | None] = {}
+    for key, times in [
+        (7, [None, datetime(2025, 1, 10), datetime(2025, 3, 10), datetime(2025, 5, 10)]),
+        (8, [datetime(2025, 4, 10), datetime(2025, 2, 10), datetime(2025, 6, 1)]),
+    ]:
+        with Session(history_engine) as session:
+            package = models.Package(id=key, name=f"p{key}", summary="v0")
+            session.add(package)
+            for number, when in enumerate(times):
+                package.summary = f"v{number}"
+                session.flush()
+                tx_id = int(session.execute(sa.select(sa.func.max(TX.c.id))).scalar_one())
+                session.execute(sa.update(TX).where(TX.c.id == tx_id).values(issued_at=when))
+                session.commit()
+                issued[tx_id] = when
+    archive = str(tmp_path / "archive")
+    policy = parse_policy({"keep_days": 0, "keep_versions": 1})
+    with history_engine.connect() as conn:
+        before = set(conn.execute(sa.select(PACKAGE_VERSION.c.transaction_id)).scalars())
+    prunable = len(before) - 2
+    for _ in range(prunable):
+
+        def stop(progress: Any) -> None:
+            if progress.done and progress.phase == "package_version":
+                raise Interrupt
+
+        with pytest.raises(Interrupt):
+            prune(history_engine, policy, now=NOW, batch_size=1, on_progress=stop, archive=archive)
+        assert history_problems(history_engine) == []
+    with history_engine.connect() as conn:
+        left = set(conn.execute(sa.select(PACKAGE_VERSION.c.transaction_id)).scalars())
+    assert len(left) == 2
+    files = [
+        entry
+        for entry in Manifest.load(open_target(archive)).committed
+        if entry.table == "package_version"
+    ]
+    archived = [
+        row["transaction_id"]
+        for entry in files
+        for row in pq.read_table(Path(archive) / entry.path).to_pylist()
+    ]
+    assert sorted(archived) == sorted(before - left)

@@ -265,14 +265,25 @@ def forget_id() -> None:
 
 
 def expected_chain(
-    rows: list[tuple[Any, ...]], issued: dict[int, datetime], rules: Any, association: bool
+    rows: list[tuple[Any, ...]],
+    issued: dict[int, datetime | None],
+    rules: Any,
+    association: bool,
 ) -> list[tuple[Any, ...]]:
-    """The oracle: what R1-R5 leave of one record's chain (oldest first, commit order)."""
+    """The oracle: what R1-R5 leave of one record's chain (oldest first, commit order).
+
+    A transaction with no time (``issued_at`` NULL) is not older than any cutoff: the
+    versions whose age it decides are kept."""
     newest = rows[-1]
+
+    def before(tx_id: int, days: int) -> bool:
+        moment = issued[tx_id]
+        return moment is not None and moment < NOW - timedelta(days=days)
+
     whole = (
         rules.deleted_keep_days is not None
         and newest[2] == DELETE
-        and issued[newest[0]] < NOW - timedelta(days=rules.deleted_keep_days)
+        and before(newest[0], rules.deleted_keep_days)
     )
 
     def eligible(i: int) -> bool:
@@ -280,11 +291,10 @@ def expected_chain(
             return True
         if not rules.prunes_superseded or i == len(rows) - 1:
             return False
-        superseded = issued[rows[i + 1][0]]
         return (
             len(rows) - i > max(1, rules.keep_versions or 0)
             and (association or rows[i][1] is not None)
-            and (rules.keep_days is None or superseded < NOW - timedelta(days=rules.keep_days))
+            and (rules.keep_days is None or before(rows[i + 1][0], rules.keep_days))
         )
 
     prefix = 0

@@ -80,6 +80,8 @@ def classified(
     transactions: sa.Table,
     now: datetime,
     row_id: sa.ColumnElement[Any] | None = None,
+    *,
+    timeline: bool = False,
 ) -> sa.Subquery:
     """Every row of ``target`` with its key, transaction, place in the chain and ``prune`` flag.
 
@@ -88,12 +90,16 @@ def classified(
         transactions: Continuum's ``transaction`` table.
         now: The time the rules count days back from (naive UTC, like ``issued_at``).
         row_id: A physical row address of ``target`` to carry along (PostgreSQL's ctid).
+        timeline: Also give each row its record's ``newest_issued_at`` and ``time_unordered``:
+            1 where the record's transaction times are not known to rise along its chain
+            in commit order (a version issued before the one it superseded, or a
+            transaction with no time), 0 where they are.
 
     Returns:
         A subquery with the key columns, ``transaction_id``, ``end_transaction_id``,
         ``issued_at`` (of the version's own transaction), ``position`` (larger is newer
         in commit order, within a record), ``prune`` (true for the rows to delete) and,
-        if asked for, ``row_id``.
+        if asked for, ``row_id`` and the ``timeline`` columns.
     """
     ranked = (
         _association_ranked(target, transactions, row_id)
@@ -124,6 +130,23 @@ def classified(
     eligible = sa.case(*whens, else_=0) if whens else sa.literal(0)
     key = [ranked.c[column.name] for column in target.key]
     carried = [ranked.c.row_id] if row_id is not None else []
+    by_record: dict[str, Any] = {"partition_by": key}
+    if timeline:
+        # superseded_at is the issue time of the next version in commit order: one row
+        # each tells whether time steps back there. Windows over the record alone, like
+        # keep_from's: computed in the same pass, no sort of their own
+        steps_back = sa.or_(
+            ranked.c.issued_at.is_(None), ranked.c.superseded_at < ranked.c.issued_at
+        )
+        issued_type = transactions.c.issued_at.type
+        carried += [
+            sa.func.max(sa.case((steps_back, 1), else_=0))
+            .over(**by_record)
+            .label("time_unordered"),
+            sa.func.max(ranked.c.issued_at, type_=issued_type)
+            .over(**by_record)
+            .label("newest_issued_at"),
+        ]
 
     flagged = sa.select(
         *key,
@@ -136,7 +159,7 @@ def classified(
         # the oldest place (largest rn) of an ineligible version: the chain is kept from
         # there on; a version with no place (an unwalkable chain) keeps the whole record
         sa.func.max(sa.case((eligible == 0, sa.func.coalesce(ranked.c.rn, ranked.c.versions))))
-        .over(partition_by=key)
+        .over(**by_record)
         .label("keep_from"),
     ).subquery("flagged")
 
@@ -146,7 +169,7 @@ def classified(
         flagged.c.end_transaction_id,
         flagged.c.issued_at,
         (flagged.c.versions - flagged.c.rn).label("position"),
-        *(flagged.c.row_id for _ in carried),
+        *(flagged.c[column.name] for column in carried),
         sa.and_(
             flagged.c.rn.is_not(None),
             sa.or_(flagged.c.keep_from.is_(None), flagged.c.rn > flagged.c.keep_from),
@@ -377,23 +400,25 @@ def prunable_keys(
         now: The time the rules count days back from.
         row_id: A physical row address of ``target`` to carry along.
         by_month: Also give each row ``issued_month``, the month (``YYYYMM``) of its
-            transaction, and ``month``: the
-            month (``YYYYMM``) of the newest transaction among the record's prunable
-            rows up to this one in commit order. ``month`` never decreases along a
-            chain, so ordering by ``month``, then record, then ``position`` still
-            deletes each record's rows oldest first, while a batch holds few months
-            (an archive writes a file per table and month of each batch).
+            transaction, and ``month``, a month that never decreases along a chain: its
+            own where the record's transaction times rise along the chain in commit
+            order (nearly always), else the month of the record's newest transaction,
+            one for all its rows (``0`` if no transaction of the record has a time).
+            Ordering by ``month``, then record, then ``position`` still deletes each
+            record's rows oldest first, while a batch holds few months (an archive
+            writes a file per table and month of each batch).
     """
-    rows = classified(target, transactions, now, row_id)
+    rows = classified(target, transactions, now, row_id, timeline=by_month)
     columns = [rows.c[column.name] for column in target.key]
     carried = [] if row_id is None else [rows.c.row_id]
     if by_month:
-        newest_so_far = sa.func.max(rows.c.issued_at).over(
-            partition_by=columns, order_by=rows.c.position, rows=(None, 0)
-        )
+        # no window ordered along the chain (a sort of every row): where time rises
+        # along the chain, a row's own month never decreases along it
+        issued_month = month_number(rows.c.issued_at)
+        whole_record = sa.func.coalesce(month_number(rows.c.newest_issued_at), 0)
         carried += [
-            month_number(rows.c.issued_at).label("issued_month"),
-            month_number(newest_so_far).label("month"),
+            issued_month.label("issued_month"),
+            sa.case((rows.c.time_unordered == 1, whole_record), else_=issued_month).label("month"),
         ]
     return (
         sa.select(*columns, rows.c.transaction_id, rows.c.position, *carried)
