@@ -2,7 +2,7 @@
 reading one record's history from the archive.
 
 ./scripts/bench archive [--rows 1000000] [--small 100000] [--backends sqlite,postgresql]
-                        [--reads 200]
+                        [--reads 200] [--repeats 3]
 
 For each backend and size it builds the retention benchmark's history (``bench.retention``:
 RECORDS x 10 versions of ``package_version``, issue times spread over two years, set-based
@@ -14,8 +14,10 @@ SQL), clones the database, then in child processes (peak RSS from ``getrusage``)
            transaction and transaction_changes row written as Parquet and read back
            before its batch commits);
 
-three times each, alternated, each on a copy of its own and (PostgreSQL) after a
-CHECKPOINT, the fastest of each kind reported (peak RSS: the child's VmHWM).
+``--repeats`` times each (default 3), alternated, each on a copy of its own and
+(PostgreSQL) after a CHECKPOINT, the fastest of each kind reported (peak RSS: the child's
+VmHWM), and the median of the ratios of each pair of runs (a plain run and the archiving
+run right after it: the machine's slow drifts cancel out in each pair).
 
 Both must leave the same rows (count and checksums of what stays). Then the archive's
 bytes against the bytes the deleted rows took in the database (table and indexes,
@@ -33,6 +35,7 @@ import os
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,8 +52,15 @@ ROOT = Path(__file__).resolve().parent.parent
 POLICY = {"keep_days": 30, "keep_versions": 1}
 BATCH_SIZE = 5000
 REPEATS = 3
-ROLES = ("base", *(f"{kind}{i}" for i in range(REPEATS) for kind in ("plain", "archive")))
-PG_DATABASES = tuple(f"vestige_bench_archive_{os.getpid()}_{role}" for role in ROLES)
+
+
+def _roles(repeats: int) -> list[str]:
+    """The databases of one measurement: the built one, then a copy per run."""
+    return ["base", *(f"{kind}{i}" for i in range(repeats) for kind in ("plain", "archive"))]
+
+
+def _pg_names(repeats: int) -> list[str]:
+    return [f"vestige_bench_archive_{os.getpid()}_{role}" for role in _roles(repeats)]
 
 
 def _models() -> Any:
@@ -172,20 +182,19 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _databases(backend: str, server: sa.URL, workdir: Path) -> list[str]:
+def _databases(backend: str, server: sa.URL, workdir: Path, repeats: int) -> list[str]:
     if backend == "sqlite":
         for leftover in workdir.glob("*.db*"):
             leftover.unlink()
-        return [f"sqlite:///{workdir / role}.db" for role in ROLES]
+        return [f"sqlite:///{workdir / role}.db" for role in _roles(repeats)]
+    names = _pg_names(repeats)
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        for name in PG_DATABASES:
+        for name in names:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{PG_DATABASES[0]}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{names[0]}"'))
     admin.dispose()
-    return [
-        server.set(database=name).render_as_string(hide_password=False) for name in PG_DATABASES
-    ]
+    return [server.set(database=name).render_as_string(hide_password=False) for name in names]
 
 
 def _clone(backend: str, urls: list[str], server: sa.URL) -> None:
@@ -197,10 +206,11 @@ def _clone(backend: str, urls: list[str], server: sa.URL) -> None:
                 if Path(f"{source}{suffix}").exists():
                     shutil.copy(f"{source}{suffix}", f"{sa.make_url(url).database}{suffix}")
         return
+    names = [sa.make_url(url).database for url in urls]
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        for name in PG_DATABASES[1:]:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{PG_DATABASES[0]}"'))
+        for name in names[1:]:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{names[0]}"'))
     admin.dispose()
 
 
@@ -215,22 +225,22 @@ def _settle(backend: str, server: sa.URL) -> None:
     admin.dispose()
 
 
-def _drop(backend: str, server: sa.URL) -> None:
+def _drop(backend: str, server: sa.URL, urls: list[str]) -> None:
     if backend == "sqlite":
         return
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        for name in PG_DATABASES:
+        for name in (sa.make_url(url).database for url in urls):
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
 
 
 def measure(
-    backend: str, rows: int, server: sa.URL, workdir: Path, read_count: int
+    backend: str, rows: int, server: sa.URL, workdir: Path, read_count: int, repeats: int
 ) -> dict[str, Any]:
     records = rows // VERSIONS
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    urls = _databases(backend, server, workdir)
+    urls = _databases(backend, server, workdir, repeats)
     try:
         engine = sa.create_engine(urls[0])
         build(engine, records, now)
@@ -240,7 +250,7 @@ def measure(
         # alternated, each on a copy of its own; the faster of each kind counts (the
         # machine is shared: a run can be slowed by others for seconds at a time)
         plains, archives = [], []
-        for i in range(REPEATS):
+        for i in range(repeats):
             archive = workdir / f"archive-{backend}-{rows}-{i}"
             shutil.rmtree(archive, ignore_errors=True)
             _settle(backend, server)
@@ -252,7 +262,7 @@ def measure(
         same = all(fingerprint(url, records) == fingerprint(urls[1], records) for url in urls[2:])
         read = reads(urls[2], str(workdir / f"archive-{backend}-{rows}-0"), records, read_count)
     finally:
-        _drop(backend, server)
+        _drop(backend, server, urls)
     return {
         "backend": backend,
         "rows": rows,
@@ -275,16 +285,19 @@ def report(results: list[dict[str, Any]]) -> str:
         f"keep_versions={POLICY['keep_versions']}; batches of {BATCH_SIZE:,}; child processes",
         "",
         "| backend | version rows | versions deleted | transactions deleted | pruner s | "
-        "with --archive s | archive / plain | every run s, plain / archive | "
+        "with --archive s | archive / plain | median of pairs | every run s, plain / archive | "
         "RSS after imports MB plain / archive | peak RSS MB plain / archive | same rows |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in results:
         plain, archived = r["plain"], r["archived"]
+        pairs = zip(r["runs"]["plain"], r["runs"]["archive"], strict=True)
+        median = statistics.median(archive / plain for plain, archive in pairs)
         lines.append(
             f"| {r['backend']} | {r['rows']:,} | {archived['versions_deleted']:,} | "
             f"{archived['transactions_deleted']:,} | {plain['seconds']:.2f} | "
             f"{archived['seconds']:.2f} | {archived['seconds'] / plain['seconds']:.2f}x | "
+            f"{median:.2f}x | "
             f"{' '.join(f'{t:.2f}' for t in r['runs']['plain'])} / "
             f"{' '.join(f'{t:.2f}' for t in r['runs']['archive'])} | "
             f"{plain['rss_before_kb'] / 1024:.0f} / {archived['rss_before_kb'] / 1024:.0f} | "
@@ -334,6 +347,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--now", help=argparse.SUPPRESS)
     parser.add_argument("--archive-dir", help=argparse.SUPPRESS)
@@ -347,7 +361,7 @@ def main() -> None:
         for backend in args.backends.split(","):
             for rows in (args.small, args.rows):
                 print(f"{backend}: {rows:,} version rows ...", file=sys.stderr, flush=True)
-                results.append(measure(backend, rows, server, Path(tmp), args.reads))
+                results.append(measure(backend, rows, server, Path(tmp), args.reads, args.repeats))
     print(report(results))
 
 

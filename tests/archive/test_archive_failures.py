@@ -188,3 +188,16 @@ def test_an_unwritable_directory_or_a_bad_url_changes_nothing(
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("error: ") and "archive" in line
     assert version_rows(written) == before
+
+
+def test_syncing_a_batch_fails_in_one_line_where_a_file_has_gone(tmp_path: Path) -> None:
+    """A batch's files are written, then flushed to disk together (ArchiveTarget.sync):
+    a file that is not there by then is a failure of the archive, not a traceback."""
+    target = open_target(str(tmp_path / "archive"))
+    target.write("t/month=2025-01/part-a-000001.parquet", b"data", durable=False)
+    target.sync(["t/month=2025-01/part-a-000001.parquet"])
+    with pytest.raises(ArchiveError, match="part-a-000002.parquet") as raised:
+        target.sync(["t/month=2025-01/part-a-000002.parquet"])
+    assert "\n" not in str(raised.value)
+    memory = open_target(f"memory://{tmp_path.name}")  # an object store keeps what it closed
+    memory.sync(["nothing/here.parquet"])

@@ -130,7 +130,7 @@ class Manifest:
 
     def record(
         self, target: ArchiveTarget, name: str, step: dict[str, Any], *, durable: bool = True
-    ) -> None:
+    ) -> str:
         """Write one journal step and apply it here.
 
         Args:
@@ -140,11 +140,15 @@ class Manifest:
             step: ``{"status": "pending", "files": [...]}``, or ``committed`` / ``dropped``
                 with ``"paths"``.
             durable: ``fsync`` it on a local disk (see :meth:`ArchiveTarget.write`).
+
+        Returns:
+            Its path in the archive.
         """
         path = f"{JOURNAL}/{name}.json"
         target.write(path, json.dumps(step, default=str).encode(), durable=durable)
         self._apply(target, path, step)
         self.journals.append(path)
+        return path
 
     def save(self, target: ArchiveTarget) -> None:
         """Replace ``manifest.json`` in ``target`` with this manifest (journal not removed)."""

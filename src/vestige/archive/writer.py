@@ -208,6 +208,10 @@ class ArchiveWriter:
     def stage(self, parts: Sequence[Part]) -> Staged:
         """Write one batch: per table and month one file, read back, listed as pending.
 
+        The pending step, then the files, are written, the files read back, and all of
+        them flushed to disk together before this returns: durable before the batch's
+        DELETE commits, for one flush of a local file system's journal, not one each.
+
         Raises:
             ArchiveError: A file could not be written, or did not read back as written;
                 nothing of this batch is left in the archive then.
@@ -221,12 +225,13 @@ class ArchiveWriter:
             sum(entry.rows for entry, _ in files),
             sum(entry.bytes for entry, _ in files),
         )
-        self._journal(PENDING, files=[entry.to_dict() for entry, _ in files])
+        journal = self._journal(PENDING, files=[entry.to_dict() for entry, _ in files])
         failpoint("staged")
         try:
             for entry, data in files:
-                self.target.write(entry.path, data)
+                self.target.write(entry.path, data, durable=False)
                 self._check(entry)
+            self.target.sync([journal, *(entry.path for entry, _ in files)])
         except BaseException:
             self.discard(staged)
             raise
@@ -295,14 +300,15 @@ class ArchiveWriter:
         with suppress(ArchiveError):
             self._journal(DROPPED, paths=removed)
 
-    def _journal(self, status: str, **step: Any) -> None:
+    def _journal(self, status: str, **step: Any) -> str:
+        """Write a journal step; returns its path. Only the pending step must survive a
+        crash of the machine (without it, deleted rows' files would be unlisted), and
+        :meth:`stage` syncs it with the batch's files. A lost committed or dropped step
+        leaves the files pending, and the next run settles them against the database."""
         order = {PENDING: 1, COMMITTED: 2, DROPPED: 2}[status]
         name = f"{self.run}-{self.batch:06d}-{order}-{status}"
-        # Only the pending step must survive a crash of the machine: without it, deleted
-        # rows' files would be unlisted. A lost committed or dropped step leaves the
-        # files pending, and the next run settles them against the database.
-        durable = status == PENDING
-        self.manifest.record(self.target, name, {"status": status, **step}, durable=durable)
+        step = {"status": status, **step}
+        return self.manifest.record(self.target, name, step, durable=False)
 
     def close(self) -> None:
         """Fold this run's journal into ``manifest.json`` (at the end of a run)."""
