@@ -196,7 +196,7 @@ def test_syncing_a_batch_fails_in_one_line_where_a_file_has_gone(tmp_path: Path)
     target = open_target(str(tmp_path / "archive"))
     target.write("t/month=2025-01/part-a-000001.parquet", b"data", durable=False)
     target.sync(["t/month=2025-01/part-a-000001.parquet"])
-    with pytest.raises(ArchiveError, match="part-a-000002.parquet") as raised:
+    with pytest.raises(ArchiveError, match=r"part-a-000002\.parquet") as raised:
         target.sync(["t/month=2025-01/part-a-000002.parquet"])
     assert "\n" not in str(raised.value)
     memory = open_target(f"memory://{tmp_path.name}")  # an object store keeps what it closed
