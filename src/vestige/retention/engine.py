@@ -602,11 +602,18 @@ class _Run:
         tx_id, issued_at = self.transactions.c.id, self.transactions.c.issued_at
         unreferenced = self._unreferenced(targets, references, kept_only=False)
         orphans = sa.select(tx_id).where(*unreferenced)
-        order = ["id"]
-        if self.writer is not None:  # month first: a batch's rows in a file or two per table
-            orphans = orphans.add_columns(month_number(issued_at).label("month"))
-            order = ["month", "id"]
-        candidates, total = self._materialise(_ORPHANS_TABLE, orphans, order)
+        if self.writer is not None:
+            # each with its month, for the plugin rows' partitions (below), looked up once
+            # they are found: OFFSET 0 keeps the search planned as without an archive (a
+            # column of the transaction's own row led PostgreSQL to a serial plan, 2.5x
+            # slower at 1M versions)
+            found = orphans.offset(0).subquery("found")
+            own = self.transactions.alias("own_tx")
+            orphans = sa.select(found.c.id, month_number(own.c.issued_at).label("month"))
+            orphans = orphans.join_from(found, own, own.c.id == found.c.id)
+        # by id: transactions are numbered and timed at their first flush, so a batch
+        # of ids spans a month or two (a file or two per table) without sorting by month
+        candidates, total = self._materialise(_ORPHANS_TABLE, orphans, ["id"])
         self.notify(Progress(TRANSACTION_PHASE, 0, total))
         deleted = 0
         # each batch runs the same statements with its own bounds: compiled once
