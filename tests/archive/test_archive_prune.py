@@ -202,6 +202,17 @@ class Interrupt(Exception):
     pass
 
 
+def prune_one_version_then_stop(engine: sa.Engine, policy: Any, archive: str) -> None:
+    """An archiving prune in batches of one, stopped after its first batch of versions."""
+
+    def stop(progress: Any) -> None:
+        if progress.done and progress.phase == "package_version":
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        prune(engine, policy, now=NOW, batch_size=1, on_progress=stop, archive=archive)
+
+
 def test_batches_go_month_first_yet_each_chain_oldest_first_in_commit_order(
     history_engine: sa.Engine, tmp_path: Path
 ) -> None:
@@ -229,13 +240,7 @@ def test_batches_go_month_first_yet_each_chain_oldest_first_in_commit_order(
     policy = parse_policy({"keep_days": 0, "keep_versions": 1})
     gone: list[list[int]] = []
     for _ in range(4):  # one version a run: package 1's a, q's old, X, Y
-
-        def stop(progress: Any) -> None:
-            if progress.done and progress.phase == "package_version":
-                raise Interrupt
-
-        with pytest.raises(Interrupt):
-            prune(history_engine, policy, now=NOW, batch_size=1, on_progress=stop, archive=archive)
+        prune_one_version_then_stop(history_engine, policy, archive)
         assert history_problems(history_engine) == []
         with history_engine.connect() as conn:
             left = conn.execute(sa.select(PACKAGE_VERSION.c.transaction_id)).scalars().all()
@@ -324,13 +329,7 @@ def test_a_chain_whose_time_runs_backwards_or_is_unknown_is_deleted_oldest_first
         before = set(conn.execute(sa.select(PACKAGE_VERSION.c.transaction_id)).scalars())
     prunable = len(before) - 2
     for _ in range(prunable):
-
-        def stop(progress: Any) -> None:
-            if progress.done and progress.phase == "package_version":
-                raise Interrupt
-
-        with pytest.raises(Interrupt):
-            prune(history_engine, policy, now=NOW, batch_size=1, on_progress=stop, archive=archive)
+        prune_one_version_then_stop(history_engine, policy, archive)
         assert history_problems(history_engine) == []
     with history_engine.connect() as conn:
         left = set(conn.execute(sa.select(PACKAGE_VERSION.c.transaction_id)).scalars())
