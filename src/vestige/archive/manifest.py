@@ -128,10 +128,10 @@ class Manifest:
         elif status == DROPPED:
             self.drop(set(step.get("paths", [])))
 
-    def record(
-        self, target: ArchiveTarget, name: str, step: dict[str, Any], *, durable: bool = True
-    ) -> str:
-        """Write one journal step and apply it here.
+    def record(self, target: ArchiveTarget, name: str, step: dict[str, Any]) -> str:
+        """Write one journal step and apply it here. It is not flushed to disk: the
+        caller syncs the steps that must survive a crash of the machine
+        (:meth:`ArchiveTarget.sync`).
 
         Args:
             target: The archive.
@@ -139,13 +139,12 @@ class Manifest:
                 order steps happen (``<run>-<batch>-<step>``).
             step: ``{"status": "pending", "files": [...]}``, or ``committed`` / ``dropped``
                 with ``"paths"``.
-            durable: ``fsync`` it on a local disk (see :meth:`ArchiveTarget.write`).
 
         Returns:
             Its path in the archive.
         """
         path = f"{JOURNAL}/{name}.json"
-        target.write(path, json.dumps(step, default=str).encode(), durable=durable)
+        target.write(path, json.dumps(step, default=str).encode(), durable=False)
         self._apply(target, path, step)
         self.journals.append(path)
         return path

@@ -58,6 +58,11 @@ class ArchiveTarget:
         protocol = self.fs.protocol
         return str(protocol[0] if isinstance(protocol, tuple | list) else protocol)
 
+    @property
+    def local(self) -> bool:
+        """Whether the archive is on a local disk (where ``fsync`` applies)."""
+        return self.protocol in {"file", "local"}
+
     def path(self, relative: str) -> str:
         """The full path of ``relative`` (a ``/``-separated path under the root)."""
         return posixpath.join(self.root, relative)
@@ -87,7 +92,7 @@ class ArchiveTarget:
                 handle.write(data)
                 handle.flush()
                 fileno: Callable[[], int] | None = getattr(handle, "fileno", None)
-                if durable and fileno is not None and self.protocol in {"file", "local"}:
+                if durable and fileno is not None and self.local:
                     os.fsync(fileno())
 
     def sync(self, relatives: Sequence[str]) -> None:
@@ -97,7 +102,7 @@ class ArchiveTarget:
         file system's journal instead of one each. Other file systems (object stores)
         hold a file once it is closed: nothing to do.
         """
-        if self.protocol not in {"file", "local"}:
+        if not self.local:
             return
         for relative in relatives:
             with storage_errors(self.url, f"writing {relative}"):
@@ -134,7 +139,7 @@ class ArchiveTarget:
 
     def local_path(self, relative: str) -> str | None:
         """A path DuckDB can open directly, for local files; else ``None``."""
-        if self.protocol in {"file", "local"}:
+        if self.local:
             return self.path(relative)
         return None
 

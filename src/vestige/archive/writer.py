@@ -308,7 +308,7 @@ class ArchiveWriter:
         order = {PENDING: 1, COMMITTED: 2, DROPPED: 2}[status]
         name = f"{self.run}-{self.batch:06d}-{order}-{status}"
         step = {"status": status, **step}
-        return self.manifest.record(self.target, name, step, durable=False)
+        return self.manifest.record(self.target, name, step)
 
     def close(self) -> None:
         """Fold this run's journal into ``manifest.json`` (at the end of a run)."""

@@ -138,7 +138,6 @@ def classified(
         steps_back = sa.or_(
             ranked.c.issued_at.is_(None), ranked.c.superseded_at < ranked.c.issued_at
         )
-        issued_type = transactions.c.issued_at.type
         carried += [
             sa.func.max(sa.case((steps_back, 1), else_=0))
             .over(**by_record)
